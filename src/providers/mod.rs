@@ -1,0 +1,98 @@
+//! Phone platforms. Each provider module verifies a webhook's signature over the raw bytes,
+//! parses it into a provider-neutral [`CallEvent`], renders a [`CallAction`] in its own wire
+//! format, and implements [`CallControl`] (hang up, look a call up) over its REST API.
+//! Adding a provider touches neither the engine nor the store.
+
+use async_trait::async_trait;
+
+use crate::domain::{CallId, CallerId, PhoneNumber, Provider};
+use crate::messages::SpokenMessage;
+
+pub mod telnyx;
+pub mod twilio;
+
+/// An incoming call, as any platform reports it.
+#[derive(Clone, Debug)]
+pub struct CallEvent {
+    pub provider: Provider,
+    pub call_id: CallId,
+    /// The caller as classified from the platform's `From`.
+    pub caller: CallerId,
+}
+
+/// What the platform is to do with a call, provider-neutral.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallAction {
+    /// Into the organisation's normal call flow.
+    Continue,
+    /// Ring a designated member of staff (the provider module looks up its own target kind).
+    Route {
+        staff: crate::config::StaffMember,
+        max_call_minutes: Option<u32>,
+    },
+    /// Answer, speak the messages in order, hang up.
+    Refuse { messages: Vec<SpokenMessage> },
+    /// Refuse without answering (a block with `refuse_blocked_with = "reject"`).
+    Reject,
+}
+
+/// How a hang-up request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangupResult {
+    Completed,
+    AlreadyEnded,
+    Failed,
+}
+
+impl HangupResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HangupResult::Completed => "completed",
+            HangupResult::AlreadyEnded => "already_ended",
+            HangupResult::Failed => "failed",
+        }
+    }
+}
+
+/// What a platform says about one call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallInfo {
+    /// The caller (for a child leg, the parent's caller).
+    pub caller: CallerId,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Could not reach the platform, or it kept failing (timeouts, 5xx) after retries.
+    #[error("the platform could not be reached: {0}")]
+    Unreachable(String),
+    /// The platform answered with an error that retrying will not fix.
+    #[error("the platform refused the request (HTTP {status}): {detail}")]
+    Rejected { status: u16, detail: String },
+    #[error("the call is not known to the platform")]
+    NotFound,
+}
+
+/// Controlling live calls through a platform's REST API.
+#[async_trait]
+pub trait CallControl: Send + Sync + 'static {
+    fn provider(&self) -> Provider;
+
+    /// End a live call. `AlreadyEnded` when the platform says it was over; an `Err` when the
+    /// platform could not be reached or refused.
+    async fn hang_up(&self, call_id: &CallId) -> Result<HangupResult, ProviderError>;
+
+    /// Who is calling on this call (for terminations); `Ok(None)` when the platform does not
+    /// offer a lookup.
+    async fn lookup_call(&self, call_id: &CallId) -> Result<Option<CallInfo>, ProviderError>;
+}
+
+/// Helper for providers: the caller number, if it is one.
+pub fn caller_number(caller: &CallerId) -> Option<&PhoneNumber> {
+    match caller {
+        CallerId::Number(n) => Some(n),
+        _ => None,
+    }
+}

@@ -1,0 +1,1 @@
+//! Telnyx Call Control v2.
