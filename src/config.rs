@@ -223,7 +223,7 @@ impl TelnyxTarget {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaffMember {
     pub id: StaffId,
     pub name: String,
