@@ -1,0 +1,3 @@
+//! The one integration-test binary: real servers on port 0, real databases, fake platforms.
+
+mod support;
