@@ -92,7 +92,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "(empty)" } else { "(secret)" })
+        f.write_str(if self.0.is_empty() {
+            "(empty)"
+        } else {
+            "(secret)"
+        })
     }
 }
 
@@ -303,11 +307,20 @@ impl Config {
             "server.request_timeout_ms",
             self.server.request_timeout.as_millis().to_string(),
         );
-        line("server.max_body_bytes", self.server.max_body_bytes.to_string());
+        line(
+            "server.max_body_bytes",
+            self.server.max_body_bytes.to_string(),
+        );
         line("storage.url", redact_url(self.storage.url.expose()));
         line("organisation.name", self.organisation.name.clone());
-        line("organisation.timezone", self.organisation.timezone.name().to_string());
-        line("organisation.language", self.organisation.language.to_string());
+        line(
+            "organisation.timezone",
+            self.organisation.timezone.name().to_string(),
+        );
+        line(
+            "organisation.language",
+            self.organisation.language.to_string(),
+        );
         line(
             "organisation.closed_dates",
             self.organisation
@@ -332,7 +345,10 @@ impl Config {
         line("cache.max_entries", self.cache.max_entries.to_string());
         line("twilio.account_sid", self.twilio.account_sid.clone());
         line("twilio.auth_token", self.twilio.auth_token.to_string());
-        line("twilio.verify_signatures", self.twilio.verify_signatures.to_string());
+        line(
+            "twilio.verify_signatures",
+            self.twilio.verify_signatures.to_string(),
+        );
         line("twilio.continue_url", self.twilio.continue_url.clone());
         line("twilio.api_base_url", self.twilio.api_base_url.clone());
         line(
@@ -349,16 +365,27 @@ impl Config {
         line("telnyx.api_key", self.telnyx.api_key.to_string());
         line(
             "telnyx.public_key",
-            if self.telnyx.public_key.is_some() { "(set)" } else { "(empty)" }.into(),
+            if self.telnyx.public_key.is_some() {
+                "(set)"
+            } else {
+                "(empty)"
+            }
+            .into(),
         );
-        line("telnyx.verify_signatures", self.telnyx.verify_signatures.to_string());
+        line(
+            "telnyx.verify_signatures",
+            self.telnyx.verify_signatures.to_string(),
+        );
         line("telnyx.api_base_url", self.telnyx.api_base_url.clone());
         line("telnyx.continue_to", self.telnyx.continue_to.clone());
         for s in &self.staff {
             line(&format!("staff.{}", s.id), s.name.clone());
         }
         for t in &self.auth.tokens {
-            line(&format!("auth.tokens.{}", t.name), format!("{} (hash hidden)", t.role.as_str()));
+            line(
+                &format!("auth.tokens.{}", t.name),
+                format!("{} (hash hidden)", t.role.as_str()),
+            );
         }
         line(
             "notifications.webhook_url",
@@ -489,9 +516,7 @@ pub fn from_sources(toml_text: &str, env: &[(String, String)]) -> Result<Config,
         path: String::new(),
         message: e.to_string(),
     })?;
-    let mut reader = Reader {
-        problems,
-    };
+    let mut reader = Reader { problems };
     let config = reader.read(&root);
     if reader.problems.is_empty() {
         if let Some(c) = config {
@@ -569,9 +594,9 @@ impl Reader {
             }
             Some(Value::String(_, s)) => Some(s.clone()),
             Some(Value::Num(_, n)) => n
-                .to_u128()
+                .to_i128()
                 .map(|v| v.to_string())
-                .or_else(|| n.to_i128().map(|v| v.to_string()))
+                .or_else(|| n.to_u128().map(|v| v.to_string()))
                 .or_else(|| n.to_f64().map(|v| v.to_string())),
             Some(_) => {
                 self.problem(path, "must be a string");
@@ -595,7 +620,10 @@ impl Reader {
                 self.problem(path, "is required");
                 return None;
             }
-            Some(Value::Num(_, n)) => n.to_u128().and_then(|v| u64::try_from(v).ok()),
+            Some(Value::Num(_, n)) => n
+                .to_i128()
+                .and_then(|v| u64::try_from(v).ok())
+                .or_else(|| n.to_u128().and_then(|v| u64::try_from(v).ok())),
             Some(Value::String(_, s)) => s.trim().parse::<u64>().ok(),
             Some(_) => None,
         };
@@ -654,13 +682,18 @@ impl Reader {
         // [server]
         let v = top.entries.remove("server");
         let mut t = self.table("server", v);
-        let bind = self.string(&mut t, "bind").and_then(|s| match s.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                self.problem("server.bind", format!("{s:?} is not an address like 127.0.0.1:8080"));
-                None
-            }
-        });
+        let bind = self
+            .string(&mut t, "bind")
+            .and_then(|s| match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.problem(
+                        "server.bind",
+                        format!("{s:?} is not an address like 127.0.0.1:8080"),
+                    );
+                    None
+                }
+            });
         let public_url = self.url(&mut t, "public_url", false).flatten();
         let request_timeout_ms = self.uint(&mut t, "request_timeout_ms", 100, 600_000);
         let max_body_bytes = self.uint(&mut t, "max_body_bytes", 1024, 64 * 1024 * 1024);
@@ -670,10 +703,16 @@ impl Reader {
         let v = top.entries.remove("storage");
         let mut t = self.table("storage", v);
         let storage_url = self.string(&mut t, "url").and_then(|u| {
-            if u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://") {
+            if u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+            {
                 Some(u)
             } else {
-                self.problem("storage.url", "must start with sqlite:, postgres:// or postgresql://");
+                self.problem(
+                    "storage.url",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                );
                 None
             }
         });
@@ -683,13 +722,18 @@ impl Reader {
         let v = top.entries.remove("organisation");
         let mut t = self.table("organisation", v);
         let org_name = self.string(&mut t, "name");
-        let timezone = self.string(&mut t, "timezone").and_then(|s| match s.parse::<Tz>() {
-            Ok(tz) => Some(tz),
-            Err(_) => {
-                self.problem("organisation.timezone", format!("{s:?} is not an IANA timezone name"));
-                None
-            }
-        });
+        let timezone = self
+            .string(&mut t, "timezone")
+            .and_then(|s| match s.parse::<Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    self.problem(
+                        "organisation.timezone",
+                        format!("{s:?} is not an IANA timezone name"),
+                    );
+                    None
+                }
+            });
         let language = self.language(&mut t, "organisation.language", "language");
         let closed_dates = self.closed_dates(&mut t);
         self.finish(t);
@@ -698,14 +742,19 @@ impl Reader {
         let v = top.entries.remove("decision");
         let mut t = self.table("decision", v);
         let lookup_timeout_ms = self.uint(&mut t, "lookup_timeout_ms", 1, 60_000);
-        let on_lookup_failure = self.string(&mut t, "on_lookup_failure").and_then(|s| match s.as_str() {
-            "continue" => Some(LookupFailurePolicy::Continue),
-            "refuse" => Some(LookupFailurePolicy::Refuse),
-            _ => {
-                self.problem("decision.on_lookup_failure", "must be \"continue\" or \"refuse\"");
-                None
-            }
-        });
+        let on_lookup_failure =
+            self.string(&mut t, "on_lookup_failure")
+                .and_then(|s| match s.as_str() {
+                    "continue" => Some(LookupFailurePolicy::Continue),
+                    "refuse" => Some(LookupFailurePolicy::Refuse),
+                    _ => {
+                        self.problem(
+                            "decision.on_lookup_failure",
+                            "must be \"continue\" or \"refuse\"",
+                        );
+                        None
+                    }
+                });
         self.finish(t);
 
         // [cache]
@@ -719,10 +768,14 @@ impl Reader {
         let v = top.entries.remove("twilio");
         let mut t = self.table("twilio", v);
         let account_sid = self.string(&mut t, "account_sid").and_then(|s| {
-            if s.len() == 34 && s.starts_with("AC") && s[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
+            if s.len() == 34 && s.starts_with("AC") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+            {
                 Some(s)
             } else {
-                self.problem("twilio.account_sid", "must be AC followed by 32 hexadecimal digits");
+                self.problem(
+                    "twilio.account_sid",
+                    "must be AC followed by 32 hexadecimal digits",
+                );
                 None
             }
         });
@@ -730,14 +783,19 @@ impl Reader {
         let twilio_verify = self.boolean(&mut t, "verify_signatures");
         let continue_url = self.url(&mut t, "continue_url", false).flatten();
         let twilio_api = self.url(&mut t, "api_base_url", false).flatten();
-        let refuse_blocked_with = self.string(&mut t, "refuse_blocked_with").and_then(|s| match s.as_str() {
-            "reject" => Some(RefuseBlockedWith::Reject),
-            "message" => Some(RefuseBlockedWith::Message),
-            _ => {
-                self.problem("twilio.refuse_blocked_with", "must be \"reject\" or \"message\"");
-                None
-            }
-        });
+        let refuse_blocked_with = self
+            .string(&mut t, "refuse_blocked_with")
+            .and_then(|s| match s.as_str() {
+                "reject" => Some(RefuseBlockedWith::Reject),
+                "message" => Some(RefuseBlockedWith::Message),
+                _ => {
+                    self.problem(
+                        "twilio.refuse_blocked_with",
+                        "must be \"reject\" or \"message\"",
+                    );
+                    None
+                }
+            });
         let ring_timeout = self.uint(&mut t, "ring_timeout_seconds", 5, 600);
         self.finish(t);
         if twilio_verify == Some(true) && auth_token.as_deref() == Some("") {
@@ -758,7 +816,10 @@ impl Reader {
             if is_sip_uri(&s) || PhoneNumber::parse(&s).is_ok_and(|n| n.as_str() == s) {
                 Some(s)
             } else {
-                self.problem("telnyx.continue_to", "must be a sip: URI or a +E.164 number");
+                self.problem(
+                    "telnyx.continue_to",
+                    "must be a sip: URI or a +E.164 number",
+                );
                 None
             }
         });
@@ -908,7 +969,10 @@ impl Reader {
             }
             Some(_) => {
                 ok = false;
-                self.problem("organisation.closed_dates", "must be a list of dates (YYYY-MM-DD)");
+                self.problem(
+                    "organisation.closed_dates",
+                    "must be a list of dates (YYYY-MM-DD)",
+                );
             }
         }
         ok.then_some(out)
@@ -932,18 +996,22 @@ impl Reader {
         for (i, item) in self.array_of_tables("staff", v).into_iter().enumerate() {
             let path = format!("staff[{i}]");
             let mut t = self.table(&path, Some(item));
-            let id = self.string(&mut t, "id").and_then(|s| match StaffId::parse(&s) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    self.problem(format!("{path}.id"), format!("{s:?}: {e}"));
-                    None
-                }
-            });
+            let id = self
+                .string(&mut t, "id")
+                .and_then(|s| match StaffId::parse(&s) {
+                    Ok(id) => Some(id),
+                    Err(e) => {
+                        self.problem(format!("{path}.id"), format!("{s:?}: {e}"));
+                        None
+                    }
+                });
             let name = self.string(&mut t, "name");
             let twilio = self.opt_string(&mut t, "twilio").and_then(|s| {
                 let target = if let Some(identity) = s.strip_prefix("client:") {
                     (!identity.is_empty()
-                        && identity.chars().all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c)))
+                        && identity
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c)))
                     .then(|| TwilioTarget::Client(identity.to_string()))
                 } else if is_sip_uri(&s) {
                     Some(TwilioTarget::Sip(s.clone()))
@@ -971,14 +1039,20 @@ impl Reader {
                         .map(TelnyxTarget::Number)
                 };
                 if target.is_none() {
-                    self.problem(format!("{path}.telnyx"), format!("{s:?} is not sip:URI or +E.164"));
+                    self.problem(
+                        format!("{path}.telnyx"),
+                        format!("{s:?} is not sip:URI or +E.164"),
+                    );
                 }
                 target
             });
             self.finish(t);
             if let (Some(id), Some(name)) = (id, name) {
                 if !seen.insert(id.clone()) {
-                    self.problem(format!("{path}.id"), format!("duplicate staff id {:?}", id.as_str()));
+                    self.problem(
+                        format!("{path}.id"),
+                        format!("duplicate staff id {:?}", id.as_str()),
+                    );
                 }
                 out.push(StaffMember {
                     id,
@@ -996,7 +1070,11 @@ impl Reader {
         let mut out = Vec::new();
         let mut names = BTreeSet::new();
         let mut hashes = BTreeSet::new();
-        for (i, item) in self.array_of_tables("auth.tokens", v).into_iter().enumerate() {
+        for (i, item) in self
+            .array_of_tables("auth.tokens", v)
+            .into_iter()
+            .enumerate()
+        {
             let path = format!("auth.tokens[{i}]");
             let mut t = self.table(&path, Some(item));
             let name = self.string(&mut t, "name").and_then(|n| {
@@ -1035,10 +1113,16 @@ impl Reader {
             self.finish(t);
             if let (Some(name), Some(role), Some(sha256)) = (name, role, sha) {
                 if !names.insert(name.clone()) {
-                    self.problem(format!("{path}.name"), format!("duplicate token name {name:?}"));
+                    self.problem(
+                        format!("{path}.name"),
+                        format!("duplicate token name {name:?}"),
+                    );
                 }
                 if !hashes.insert(sha256) {
-                    self.problem(format!("{path}.sha256"), "the same token is configured twice");
+                    self.problem(
+                        format!("{path}.sha256"),
+                        "the same token is configured twice",
+                    );
                 }
                 out.push(ApiToken { name, role, sha256 });
             }
@@ -1085,6 +1169,187 @@ fn is_sip_uri(s: &str) -> bool {
     s.strip_prefix("sip:")
         .or_else(|| s.strip_prefix("sips:"))
         .is_some_and(|rest| {
-            !rest.is_empty() && !rest.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+            !rest.is_empty()
+                && !rest
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>')
         })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn problems(toml: &str, vars: &[(&str, &str)]) -> Vec<String> {
+        match from_sources(toml, &env(vars)) {
+            Ok(_) => vec![],
+            Err(e) => e.problems(),
+        }
+    }
+
+    #[test]
+    fn the_default_file_loads() {
+        let text = include_str!("../config/default.toml");
+        let c = from_sources(text, &[]).unwrap();
+        assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.storage.url.expose(), "sqlite://data/fairline.db");
+        assert_eq!(c.organisation.timezone, chrono_tz::Europe::London);
+        assert_eq!(c.staff.len(), 2);
+        assert_eq!(c.auth.tokens.len(), 2);
+        assert_eq!(c.cache.ttl, Duration::from_secs(30));
+        assert_eq!(c.decision.on_lookup_failure, LookupFailurePolicy::Continue);
+        assert_eq!(c.twilio.refuse_blocked_with, RefuseBlockedWith::Reject);
+        assert!(c.notifications.webhook_url.is_none());
+    }
+
+    #[test]
+    fn the_production_example_loads_with_secrets_from_the_environment() {
+        let text = include_str!("../config/production.example.toml");
+        let p = problems(text, &[]);
+        assert_eq!(
+            p,
+            vec!["twilio.auth_token: is empty but twilio.verify_signatures = true: set the auth token (FAIRLINE_TWILIO__AUTH_TOKEN)".to_string()]
+        );
+        let c = from_sources(text, &env(&[("FAIRLINE_TWILIO__AUTH_TOKEN", "12345")])).unwrap();
+        assert_eq!(c.twilio.auth_token.expose(), "12345");
+        assert!(c.telnyx.public_key.is_some());
+        assert_eq!(c.organisation.language, LanguageSetting::EnCy);
+        assert_eq!(c.messages.en.len(), 1);
+        assert!(c.storage.is_postgres());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = from_sources(
+            "[server]\nbind = \"127.0.0.1:9000\"\n[twilio]\nverify_signatures = false\n[telnyx]\nverify_signatures = false\n",
+            &env(&[
+                ("FAIRLINE_SERVER__BIND", "127.0.0.1:9100"),
+                ("FAIRLINE_CACHE__TTL_SECONDS", "5"),
+                ("FAIRLINE_TWILIO__VERIFY_SIGNATURES", "false"),
+                ("FAIRLINE_ORGANISATION__CLOSED_DATES", "[\"2026-12-25\"]"),
+                ("FAIRLINE_LOG_FORMAT", "json"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.bind.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.cache.ttl, Duration::from_secs(5));
+        assert_eq!(c.organisation.closed_dates.len(), 1);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let toml = r#"
+[server]
+bind = "nowhere"
+public_url = "not a url"
+[organisation]
+timezone = "Europe/Cardif"
+language = "fr"
+closed_dates = ["2026-12-25", "25/12/2026"]
+[decision]
+on_lookup_failure = "maybe"
+[twilio]
+verify_signatures = true
+auth_token = ""
+continue_url = "ftp://example.org/x"
+[telnyx]
+verify_signatures = true
+public_key = "not base64!"
+[[staff]]
+id = "Alice"
+name = "A"
+[[staff]]
+id = "bob"
+name = "B"
+twilio = "bob@example.org"
+[[staff]]
+id = "bob"
+name = "B again"
+[[auth.tokens]]
+name = "x"
+role = "admin"
+sha256 = "abc"
+[mystery]
+key = 1
+"#;
+        let p = problems(toml, &[]);
+        let expect = [
+            "server.bind:",
+            "server.public_url:",
+            "organisation.timezone:",
+            "organisation.language:",
+            "organisation.closed_dates[1]:",
+            "decision.on_lookup_failure:",
+            "twilio.auth_token:",
+            "twilio.continue_url:",
+            "telnyx.public_key:",
+            "staff[0].id:",
+            "staff[1].twilio:",
+            "staff[2].id: duplicate staff id",
+            "auth.tokens[0].role:",
+            "auth.tokens[0].sha256:",
+            "mystery: unknown key",
+        ];
+        for e in expect {
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing {e:?} in {p:#?}"
+            );
+        }
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_inside_sections_are_errors() {
+        let p = problems(
+            "[twilio]\nverify_signatures = false\nauth_tokn = \"x\"\n[telnyx]\nverify_signatures = false\n",
+            &[],
+        );
+        assert_eq!(p, vec!["twilio.auth_tokn: unknown key".to_string()]);
+        let p = problems(
+            "[twilio]\nverify_signatures = false\n[telnyx]\nverify_signatures = false\n",
+            &[("FAIRLINE_SERVER__BINDD", "x")],
+        );
+        assert_eq!(p, vec!["server.bindd: unknown key".to_string()]);
+    }
+
+    #[test]
+    fn secrets_are_hidden_from_debug_and_summary() {
+        let c = from_sources(
+            include_str!("../config/production.example.toml"),
+            &env(&[
+                ("FAIRLINE_TWILIO__AUTH_TOKEN", "s3cret-twilio"),
+                ("FAIRLINE_TELNYX__API_KEY", "KEYs3cret"),
+                (
+                    "FAIRLINE_STORAGE__URL",
+                    "postgres://fairline:hunter2@db/fairline",
+                ),
+            ]),
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        let summary = c.summary();
+        for secret in ["s3cret-twilio", "KEYs3cret", "hunter2"] {
+            assert!(!dbg.contains(secret), "{secret} in Debug");
+            assert!(!summary.contains(secret), "{secret} in summary");
+        }
+        assert!(!summary.contains("461ebf6d4b05"));
+    }
+
+    #[test]
+    fn token_hash_format() {
+        assert_eq!(
+            hash_token("dev-agent-token"),
+            "sha256:461ebf6d4b05429948791eef4c4b12032c438a092bee97eeca46ec0bb29806a2"
+        );
+    }
 }

@@ -208,9 +208,7 @@ impl StaffId {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         {
-            return Err(IdError(
-                "a staff id uses only a-z, 0-9, '_' and '-'".into(),
-            ));
+            return Err(IdError("a staff id uses only a-z, 0-9, '_' and '-'".into()));
         }
         Ok(StaffId(raw.to_owned()))
     }
@@ -627,9 +625,7 @@ impl ArrangementStatus {
 impl Arrangement {
     /// In force at `t`: `starts_at <= t < ends_at`, and not revoked by then.
     pub fn in_force_at(&self, t: DateTime<Utc>) -> bool {
-        self.starts_at <= t
-            && t < self.ends_at
-            && self.revoked_at.is_none_or(|r| t < r)
+        self.starts_at <= t && t < self.ends_at && self.revoked_at.is_none_or(|r| t < r)
     }
 
     pub fn status_at(&self, t: DateTime<Utc>) -> ArrangementStatus {
@@ -698,7 +694,14 @@ mod tests {
 
     #[test]
     fn non_numbers_are_unrecognised() {
-        for raw in ["client:alice", "sip:bob@example.org", "hello", "+", "+12", "0"] {
+        for raw in [
+            "client:alice",
+            "sip:bob@example.org",
+            "hello",
+            "+",
+            "+12",
+            "0",
+        ] {
             assert_eq!(CallerId::classify(raw), CallerId::Unrecognised, "{raw:?}");
         }
     }

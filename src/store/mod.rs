@@ -143,13 +143,18 @@ pub trait ArrangementStore: Send + Sync + 'static {
     /// Insert a new arrangement (version 1) and its first history entry. `NumberInUse` when one
     /// of its numbers belongs to another arrangement whose in-force period overlaps and is
     /// not revoked.
-    async fn create_arrangement(&self, arrangement: &Arrangement, actor: &str)
-        -> Result<Arrangement, StoreError>;
+    async fn create_arrangement(
+        &self,
+        arrangement: &Arrangement,
+        actor: &str,
+    ) -> Result<Arrangement, StoreError>;
 
     async fn get_arrangement(&self, id: &ArrangementId) -> Result<Option<Arrangement>, StoreError>;
 
-    async fn list_arrangements(&self, filter: &ArrangementFilter)
-        -> Result<Vec<Arrangement>, StoreError>;
+    async fn list_arrangements(
+        &self,
+        filter: &ArrangementFilter,
+    ) -> Result<Vec<Arrangement>, StoreError>;
 
     /// Replace an arrangement if its stored version is `expected_version`; the stored version
     /// becomes `expected_version + 1`. `VersionMismatch`, `NotFound`, `NumberInUse`.
@@ -170,17 +175,23 @@ pub trait ArrangementStore: Send + Sync + 'static {
     ) -> Result<Arrangement, StoreError>;
 
     /// Every version, oldest first. `NotFound` for an unknown id.
-    async fn arrangement_history(&self, id: &ArrangementId)
-        -> Result<Vec<ArrangementVersion>, StoreError>;
+    async fn arrangement_history(
+        &self,
+        id: &ArrangementId,
+    ) -> Result<Vec<ArrangementVersion>, StoreError>;
 
     /// Every arrangement (any status) that lists `number`: the caller picks the one in force.
-    async fn arrangements_for_number(&self, number: &PhoneNumber)
-        -> Result<Vec<Arrangement>, StoreError>;
+    async fn arrangements_for_number(
+        &self,
+        number: &PhoneNumber,
+    ) -> Result<Vec<Arrangement>, StoreError>;
 
     /// Changes made by any instance sharing this store, as the numbers whose lookups changed
     /// (`None` in an item: resynchronise everything, e.g. after the listener reconnected).
     /// `None` when the backend has no cross-instance notifications (SQLite: one instance).
-    fn subscribe_changes(&self) -> Option<tokio::sync::broadcast::Receiver<Option<Vec<PhoneNumber>>>>;
+    fn subscribe_changes(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<Option<Vec<PhoneNumber>>>>;
 }
 
 #[async_trait]
@@ -189,8 +200,11 @@ pub trait CallLog: Send + Sync + 'static {
     /// before, return that decision (`replayed`); otherwise count the counted calls of the
     /// arrangement in `call.period`, call `decide` with that count, store the call (counted when
     /// the decision `is_counted`) in the decision log, and commit.
-    async fn decide_and_record(&self, call: NewCall, decide: DecideFn)
-        -> Result<RecordedDecision, StoreError>;
+    async fn decide_and_record(
+        &self,
+        call: NewCall,
+        decide: DecideFn,
+    ) -> Result<RecordedDecision, StoreError>;
 
     /// Counted calls of an arrangement in `[from, to)`, without side effects.
     async fn count_calls(
@@ -200,8 +214,10 @@ pub trait CallLog: Send + Sync + 'static {
         to: DateTime<Utc>,
     ) -> Result<u32, StoreError>;
 
-    async fn list_decisions(&self, filter: &DecisionFilter)
-        -> Result<Vec<DecisionLogEntry>, StoreError>;
+    async fn list_decisions(
+        &self,
+        filter: &DecisionFilter,
+    ) -> Result<Vec<DecisionLogEntry>, StoreError>;
 
     /// Record a call's final status and duration; `false` when the call is not in the log
     /// (calls not under an arrangement are never stored).
