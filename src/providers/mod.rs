@@ -11,6 +11,11 @@ use crate::messages::SpokenMessage;
 pub mod telnyx;
 pub mod twilio;
 
+/// The webhook routes of every provider.
+pub fn router(_state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
+    axum::Router::new()
+}
+
 /// An incoming call, as any platform reports it.
 #[derive(Clone, Debug)]
 pub struct CallEvent {

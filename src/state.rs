@@ -1,0 +1,103 @@
+//! Application state: one cheap-to-clone handle on everything a request may need.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::ArrangementCache;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::Calendar;
+use crate::messages::Messages;
+use crate::providers::CallControl;
+use crate::store::SharedStore;
+
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: SharedStore,
+    pub cache: ArrangementCache,
+    pub calendar: Calendar,
+    pub messages: Messages,
+    pub clock: Arc<dyn Clock>,
+    pub twilio: Arc<dyn CallControl>,
+    pub telnyx: Arc<dyn CallControl>,
+    pub metrics: Option<PrometheusHandle>,
+    /// Cancelled when the process is shutting down.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// What tests may swap out when building the state.
+#[derive(Default)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub twilio: Option<Arc<dyn CallControl>>,
+    pub telnyx: Option<Arc<dyn CallControl>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not open the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("could not set up a platform client: {0}")]
+    Provider(#[from] crate::providers::ProviderError),
+}
+
+impl AppState {
+    /// Open the store (creating and migrating it) and build everything else from the config.
+    pub async fn build(config: Config, overrides: Overrides) -> Result<AppState, StartError> {
+        let store = crate::store::open(&config.storage).await?;
+        Self::with_store(config, store, overrides)
+    }
+
+    pub fn with_store(
+        config: Config,
+        store: SharedStore,
+        overrides: Overrides,
+    ) -> Result<AppState, StartError> {
+        let cache = ArrangementCache::new(store.clone(), &config.cache, config.decision.lookup_timeout);
+        let calendar = Calendar {
+            tz: config.organisation.timezone,
+            closed_dates: config.organisation.closed_dates.clone(),
+        };
+        let messages = Messages::new(&config.organisation.name, &config.messages);
+        let twilio: Arc<dyn CallControl> = match overrides.twilio {
+            Some(t) => t,
+            None => Arc::new(crate::providers::twilio::TwilioClient::new(&config.twilio)?),
+        };
+        let telnyx: Arc<dyn CallControl> = match overrides.telnyx {
+            Some(t) => t,
+            None => Arc::new(crate::providers::telnyx::TelnyxClient::new(&config.telnyx)?),
+        };
+        Ok(AppState(Arc::new(App {
+            config: Arc::new(config),
+            store,
+            cache,
+            calendar,
+            messages,
+            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            twilio,
+            telnyx,
+            metrics: crate::telemetry::prometheus(),
+            shutdown: CancellationToken::new(),
+        })))
+    }
+
+    pub fn call_control(&self, provider: crate::domain::Provider) -> Arc<dyn CallControl> {
+        match provider {
+            crate::domain::Provider::Twilio => self.twilio.clone(),
+            crate::domain::Provider::Telnyx => self.telnyx.clone(),
+        }
+    }
+}
