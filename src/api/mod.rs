@@ -1,10 +1,13 @@
 //! The `/api/v1` JSON API (SPEC §5, §6, §9): bearer tokens with roles, problem+json errors.
 
+pub mod arrangements;
+pub mod decisions;
 pub mod error;
 pub mod evaluate;
 pub mod extract;
+pub mod openapi;
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -13,6 +16,19 @@ pub fn router(state: AppState) -> Router<AppState> {
     let timeout = state.config.server.request_timeout;
     Router::new()
         .route("/api/v1/evaluate", post(evaluate::evaluate))
+        .route(
+            "/api/v1/arrangements",
+            post(arrangements::create).get(arrangements::list),
+        )
+        .route(
+            "/api/v1/arrangements/{id}",
+            get(arrangements::get_one).put(arrangements::update),
+        )
+        .route("/api/v1/arrangements/{id}/revoke", post(arrangements::revoke))
+        .route("/api/v1/arrangements/{id}/history", get(arrangements::history))
+        .route("/api/v1/decisions", get(decisions::list))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             timeout,

@@ -1,0 +1,41 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, generated from the handlers.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Fairline API",
+        description = "Contact arrangements, call evaluation, the decision log, ended calls and their review."
+    ),
+    paths(
+        crate::api::evaluate::evaluate,
+        crate::api::arrangements::create,
+        crate::api::arrangements::list,
+        crate::api::arrangements::get_one,
+        crate::api::arrangements::update,
+        crate::api::arrangements::revoke,
+        crate::api::arrangements::history,
+        crate::api::decisions::list,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
