@@ -1,0 +1,782 @@
+//! `X-Twilio-Signature` verification, as a typestate: an [`UnverifiedRequest`] holds the raw
+//! request and exposes nothing; only [`UnverifiedRequest::verify`] (or, when
+//! `twilio.verify_signatures = false`, [`UnverifiedRequest::skip_verification`]) turns it into a
+//! [`VerifiedForm`], the only type that gives access to the POST fields.
+//!
+//! The algorithm is the one of Twilio's own request validators (twilio-python, twilio-node):
+//!
+//! * the signed URL is `server.public_url` (any trailing `/` removed) followed by the raw path and
+//!   query **exactly as received** (never decoded, re-sorted or re-encoded);
+//! * for every POST field, sorted by name (byte order), and for a repeated field every value
+//!   sorted too, `name` + `value` is appended with no delimiter; empty values take part;
+//!   values are the form-decoded ones (`+` is a space, `%2B` a plus) and are not trimmed;
+//! * the digest is HMAC-SHA1 keyed with the auth token, base64-encoded, and compared in
+//!   constant time with the header;
+//! * because Twilio itself is inconsistent about ports, the URL is tried both **with** the port
+//!   (`:443` for https, `:80` otherwise, added when absent) and **without** any port (a custom
+//!   port is removed too). Either match is accepted.
+//!
+//! Shared-key signing (`X-Twilio-Webhooks-Signature-Settings: key=…,algorithm=HMAC_SHA256`) is
+//! **not supported**: when that header names any algorithm other than HMAC-SHA1 the request is
+//! rejected with [`SignatureError::UnsupportedAlgorithm`] rather than silently checked with
+//! SHA-1 and the auth token. The JSON-body variant (`bodySHA256`) is not used by Voice webhooks
+//! and is not implemented.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
+
+/// The header carrying Twilio's signature.
+pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+/// The header Twilio adds when a webhook is signed with a shared key instead of the auth token.
+pub const SIGNATURE_SETTINGS_HEADER: &str = "X-Twilio-Webhooks-Signature-Settings";
+
+type HmacSha1 = Hmac<Sha1>;
+
+/// Why a webhook was not accepted. [`SignatureError::http_status`] gives the answer to send:
+/// 403 for anything about the signature, 400 for a body that is not a form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// No `X-Twilio-Signature` header.
+    #[error("the X-Twilio-Signature header is missing")]
+    Missing,
+    /// The signature does not match (wrong token, wrong URL, tampered body, bad base64).
+    #[error("the X-Twilio-Signature does not match the request")]
+    Invalid,
+    /// `X-Twilio-Webhooks-Signature-Settings` names an algorithm other than HMAC-SHA1
+    /// (shared-key signing), which Fairline does not support.
+    #[error("unsupported webhook signing algorithm {0:?} (shared-key signing is not supported)")]
+    UnsupportedAlgorithm(String),
+    /// The body is not a valid `application/x-www-form-urlencoded` UTF-8 form.
+    #[error("malformed form body: {0}")]
+    MalformedBody(String),
+}
+
+impl SignatureError {
+    /// 403 for a missing, invalid or unsupported signature; 400 for a malformed body.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            SignatureError::MalformedBody(_) => 400,
+            SignatureError::Missing
+            | SignatureError::Invalid
+            | SignatureError::UnsupportedAlgorithm(_) => 403,
+        }
+    }
+}
+
+/// A Twilio webhook request as received, not yet trusted.
+#[derive(Clone)]
+pub struct UnverifiedRequest {
+    path_and_query: String,
+    signature: Option<String>,
+    signature_settings: Option<String>,
+    body: Bytes,
+}
+
+impl std::fmt::Debug for UnverifiedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body holds caller numbers: never print it.
+        f.debug_struct("UnverifiedRequest")
+            .field("path_and_query", &self.path_and_query)
+            .field("has_signature", &self.signature.is_some())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl UnverifiedRequest {
+    /// `path_and_query` is the request target exactly as received (in axum:
+    /// `OriginalUri`'s `path_and_query()`), `signature` the `X-Twilio-Signature` value, `body`
+    /// the raw body bytes (take them before any `Form` extractor).
+    pub fn new(path_and_query: impl Into<String>, signature: Option<String>, body: Bytes) -> Self {
+        UnverifiedRequest {
+            path_and_query: path_and_query.into(),
+            signature,
+            signature_settings: None,
+            body,
+        }
+    }
+
+    /// The value of `X-Twilio-Webhooks-Signature-Settings`, when present.
+    pub fn with_signature_settings(mut self, settings: Option<String>) -> Self {
+        self.signature_settings = settings;
+        self
+    }
+
+    /// Build from an axum/http request's parts. A header value that is not visible ASCII is
+    /// kept lossily (and so fails verification).
+    pub fn from_http(uri: &axum::http::Uri, headers: &axum::http::HeaderMap, body: Bytes) -> Self {
+        let path_and_query = uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_else(|| "/".to_owned());
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        UnverifiedRequest::new(path_and_query, header(SIGNATURE_HEADER), body)
+            .with_signature_settings(header(SIGNATURE_SETTINGS_HEADER))
+    }
+
+    /// Check the signature against `public_url` + the raw path and query, with the auth token.
+    pub fn verify(
+        self,
+        public_url: &str,
+        auth_token: &Secret,
+    ) -> Result<VerifiedForm, SignatureError> {
+        let Some(header) = self.signature.as_deref() else {
+            return Err(SignatureError::Missing);
+        };
+        check_settings(self.signature_settings.as_deref())?;
+        let Ok(expected) = BASE64.decode(header.trim().as_bytes()) else {
+            return Err(SignatureError::Invalid);
+        };
+        // Sign over what Twilio signed: the decoded fields. A body that does not decode cleanly
+        // is signed lossily first, so that an unauthenticated request gets a 403, not a 400.
+        let lossy = decode_lossy(&self.body);
+        let base = public_url.trim_end_matches('/');
+        let full = format!("{base}{}", self.path_and_query);
+        let matched = url_candidates(&full).iter().any(|url| {
+            let tag = hmac_sha1(url, &lossy, auth_token);
+            bool::from(tag.as_slice().ct_eq(expected.as_slice()))
+        });
+        if !matched {
+            return Err(SignatureError::Invalid);
+        }
+        let fields = decode_strict(&self.body)?;
+        Ok(VerifiedForm {
+            path_and_query: self.path_and_query,
+            fields,
+            signature_checked: true,
+        })
+    }
+
+    /// Accept without checking (`twilio.verify_signatures = false`); the body must still be a form.
+    pub fn skip_verification(self) -> Result<VerifiedForm, SignatureError> {
+        let fields = decode_strict(&self.body)?;
+        Ok(VerifiedForm {
+            path_and_query: self.path_and_query,
+            fields,
+            signature_checked: false,
+        })
+    }
+
+    /// [`verify`](Self::verify) when `verify_signatures`, [`skip_verification`](Self::skip_verification) otherwise.
+    pub fn verify_if(
+        self,
+        verify_signatures: bool,
+        public_url: &str,
+        auth_token: &Secret,
+    ) -> Result<VerifiedForm, SignatureError> {
+        if verify_signatures {
+            self.verify(public_url, auth_token)
+        } else {
+            self.skip_verification()
+        }
+    }
+}
+
+/// The form fields of a request whose signature was checked (or deliberately not checked).
+#[derive(Clone)]
+pub struct VerifiedForm {
+    path_and_query: String,
+    fields: Vec<(String, String)>,
+    signature_checked: bool,
+}
+
+impl std::fmt::Debug for VerifiedForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Field names only: values hold caller numbers.
+        f.debug_struct("VerifiedForm")
+            .field("path_and_query", &self.path_and_query)
+            .field(
+                "fields",
+                &self.fields.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("signature_checked", &self.signature_checked)
+            .finish()
+    }
+}
+
+impl VerifiedForm {
+    /// The first value of a field, exactly as decoded (not trimmed).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a field, in the order received.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All fields in the order received.
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+
+    /// The raw path and query the request was made to.
+    pub fn path_and_query(&self) -> &str {
+        &self.path_and_query
+    }
+
+    /// False when built by [`UnverifiedRequest::skip_verification`].
+    pub fn signature_checked(&self) -> bool {
+        self.signature_checked
+    }
+}
+
+/// The `X-Twilio-Signature` Twilio would send for a POST to `url` with these (decoded) fields.
+/// For tests and fixtures: `url` is the full URL as Twilio requests it.
+pub fn compute_signature(url: &str, fields: &[(String, String)], auth_token: &Secret) -> String {
+    BASE64.encode(hmac_sha1(url, fields, auth_token))
+}
+
+fn hmac_sha1(url: &str, fields: &[(String, String)], auth_token: &Secret) -> Vec<u8> {
+    // Names sorted, then each name's values sorted.
+    let mut grouped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (k, v) in fields {
+        grouped.entry(k.as_str()).or_default().push(v.as_str());
+    }
+    let mut mac = match HmacSha1::new_from_slice(auth_token.expose().as_bytes()) {
+        Ok(m) => m,
+        // HMAC accepts keys of any length; this branch cannot be taken.
+        Err(_) => return Vec::new(),
+    };
+    mac.update(url.as_bytes());
+    for (name, mut values) in grouped {
+        values.sort_unstable();
+        for value in values {
+            mac.update(name.as_bytes());
+            mac.update(value.as_bytes());
+        }
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn check_settings(settings: Option<&str>) -> Result<(), SignatureError> {
+    let Some(settings) = settings else {
+        return Ok(());
+    };
+    for part in settings.split(',') {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        if key.trim().eq_ignore_ascii_case("algorithm") {
+            let alg = value.trim();
+            let normalised = alg.to_ascii_uppercase().replace('-', "_");
+            if normalised != "HMAC_SHA1" {
+                return Err(SignatureError::UnsupportedAlgorithm(alg.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn decode_lossy(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// Decode a form body, refusing bytes or escapes that are not UTF-8.
+fn decode_strict(body: &[u8]) -> Result<Vec<(String, String)>, SignatureError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(SignatureError::MalformedBody(
+            "the body is not UTF-8".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for piece in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match piece.iter().position(|b| *b == b'=') {
+            Some(i) => (&piece[..i], &piece[i + 1..]),
+            None => (piece, &[][..]),
+        };
+        out.push((decode_component(name)?, decode_component(value)?));
+    }
+    Ok(out)
+}
+
+fn decode_component(raw: &[u8]) -> Result<String, SignatureError> {
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let bytes: Vec<u8> = percent_decode(&plus_as_space);
+    String::from_utf8(bytes)
+        .map_err(|_| SignatureError::MalformedBody("a field is not UTF-8 once decoded".into()))
+}
+
+/// Percent-decoding as `form_urlencoded` does it: a `%` not followed by two hex digits is kept.
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            let hi = (raw[i + 1] as char).to_digit(16);
+            let lo = (raw[i + 2] as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hi, lo) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The two forms of a URL Twilio may have signed: with the port (`:443`/`:80` added when
+/// absent) and without any port. Only the authority is touched; path and query stay raw.
+fn url_candidates(full: &str) -> Vec<String> {
+    let Some((scheme, rest)) = full.split_once("://") else {
+        return vec![full.to_owned()];
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => authority.split_at(i + 1),
+        None => ("", authority),
+    };
+    let (host, port) = split_port(hostport);
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else {
+        "80"
+    };
+    let with_port = format!(
+        "{scheme}://{userinfo}{host}:{}{tail}",
+        port.unwrap_or(default_port)
+    );
+    let without_port = format!("{scheme}://{userinfo}{host}{tail}");
+    vec![without_port, with_port]
+}
+
+fn split_port(hostport: &str) -> (&str, Option<&str>) {
+    // An IPv6 literal: the port, if any, follows "]:".
+    let search_from = if hostport.starts_with('[') {
+        match hostport.find(']') {
+            Some(i) => i,
+            None => return (hostport, None),
+        }
+    } else {
+        0
+    };
+    match hostport[search_from..].rfind(':') {
+        Some(rel) => {
+            let i = search_from + rel;
+            let port = &hostport[i + 1..];
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                (&hostport[..i], (!port.is_empty()).then_some(port))
+            } else {
+                (hostport, None)
+            }
+        }
+        None => (hostport, None),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn token() -> Secret {
+        Secret::new("12345")
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn encode(list: &[(&str, &str)]) -> Bytes {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in list {
+            s.append_pair(k, v);
+        }
+        Bytes::from(s.finish())
+    }
+
+    const DOCS_FIELDS: [(&str, &str); 5] = [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+12349013030"),
+        ("Digits", "1234"),
+        ("From", "+12349013030"),
+        ("To", "+18005551212"),
+    ];
+
+    const SDK_FIELDS: [(&str, &str); 5] = [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+14158675309"),
+        ("Digits", "1234"),
+        ("From", "+14158675309"),
+        ("To", "+18005551212"),
+    ];
+
+    fn request(path: &str, sig: Option<&str>, body: Bytes) -> UnverifiedRequest {
+        UnverifiedRequest::new(path, sig.map(str::to_owned), body)
+    }
+
+    #[test]
+    fn twilio_documentation_example_verifies() {
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            encode(&DOCS_FIELDS),
+        );
+        let form = req.verify("https://mycompany.com", &token()).unwrap();
+        assert_eq!(form.get("Caller"), Some("+12349013030"));
+        assert!(form.signature_checked());
+        assert_eq!(
+            compute_signature(
+                "https://mycompany.com/myapp.php?foo=1&bar=2",
+                &pairs(&DOCS_FIELDS),
+                &token()
+            ),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        );
+    }
+
+    #[test]
+    fn sdk_vectors_compute() {
+        let f = pairs(&SDK_FIELDS);
+        for (url, sig) in [
+            (
+                "https://mycompany.com/myapp.php?foo=1&bar=2",
+                "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+            ),
+            (
+                "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+                "kvajT1Ptam85bY51eRf/AJRuM3w=",
+            ),
+            (
+                "http://mycompany.com:80/myapp.php?foo=1&bar=2",
+                "0ZXoZLH/DfblKGATFgpif+LLRf4=",
+            ),
+            (
+                "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
+                "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",
+            ),
+        ] {
+            assert_eq!(compute_signature(url, &f, &token()), sig, "{url}");
+        }
+    }
+
+    #[test]
+    fn https_without_port_accepts_the_443_form() {
+        // Twilio signed https://mycompany.com:443/…; we are configured without a port.
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("kvajT1Ptam85bY51eRf/AJRuM3w="),
+            encode(&SDK_FIELDS),
+        );
+        assert!(req.verify("https://mycompany.com", &token()).is_ok());
+    }
+
+    #[test]
+    fn https_with_443_accepts_the_portless_form() {
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+            encode(&SDK_FIELDS),
+        );
+        assert!(req.verify("https://mycompany.com:443/", &token()).is_ok());
+    }
+
+    #[test]
+    fn http_without_port_accepts_the_80_form() {
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("0ZXoZLH/DfblKGATFgpif+LLRf4="),
+            encode(&SDK_FIELDS),
+        );
+        assert!(req.verify("http://mycompany.com", &token()).is_ok());
+        // …but http is not https: the :443 signature does not match an http URL.
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("kvajT1Ptam85bY51eRf/AJRuM3w="),
+            encode(&SDK_FIELDS),
+        );
+        assert_eq!(
+            req.verify("http://mycompany.com", &token()).unwrap_err(),
+            SignatureError::Invalid
+        );
+    }
+
+    #[test]
+    fn custom_port_is_accepted_as_signed_and_stripped() {
+        let f = pairs(&SDK_FIELDS);
+        // Signed with the custom port:
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
+            encode(&SDK_FIELDS),
+        );
+        assert!(req.verify("http://mycompany.com:1234", &token()).is_ok());
+        // Signed without any port (as twilio-python's test: the port is stripped):
+        let sig = compute_signature("https://mycompany.com/myapp.php?foo=1&bar=2", &f, &token());
+        let req = request("/myapp.php?foo=1&bar=2", Some(&sig), encode(&SDK_FIELDS));
+        assert!(req.verify("https://mycompany.com:1234", &token()).is_ok());
+        // A different custom port is not accepted.
+        let sig = compute_signature(
+            "https://mycompany.com:9999/myapp.php?foo=1&bar=2",
+            &f,
+            &token(),
+        );
+        let req = request("/myapp.php?foo=1&bar=2", Some(&sig), encode(&SDK_FIELDS));
+        assert_eq!(
+            req.verify("https://mycompany.com:1234", &token())
+                .unwrap_err(),
+            SignatureError::Invalid
+        );
+    }
+
+    #[test]
+    fn empty_fields_take_part() {
+        let fields = [("CallSid", "CA1"), ("FromCity", ""), ("To", "+441")];
+        let url = "https://h.example/webhooks/twilio/voice";
+        let sig = compute_signature(url, &pairs(&fields), &token());
+        let req = request("/webhooks/twilio/voice", Some(&sig), encode(&fields));
+        let form = req.verify("https://h.example", &token()).unwrap();
+        assert_eq!(form.get("FromCity"), Some(""));
+        // Dropping the empty field changes the signature.
+        let without = [("CallSid", "CA1"), ("To", "+441")];
+        let req = request("/webhooks/twilio/voice", Some(&sig), encode(&without));
+        assert_eq!(
+            req.verify("https://h.example", &token()).unwrap_err(),
+            SignatureError::Invalid
+        );
+    }
+
+    #[test]
+    fn repeated_field_value_order_does_not_matter() {
+        let url = "https://h.example/x";
+        let a = [("Tag", "b"), ("CallSid", "CA1"), ("Tag", "a")];
+        let b = [("Tag", "a"), ("CallSid", "CA1"), ("Tag", "b")];
+        let sig = compute_signature(url, &pairs(&a), &token());
+        assert_eq!(sig, compute_signature(url, &pairs(&b), &token()));
+        let req = request("/x", Some(&sig), encode(&b));
+        let form = req.verify("https://h.example", &token()).unwrap();
+        assert_eq!(form.get_all("Tag").collect::<Vec<_>>(), vec!["a", "b"]);
+        // The values are sorted, not just concatenated in any order: compare with a manual HMAC.
+        let mut mac = HmacSha1::new_from_slice(b"12345").unwrap();
+        mac.update(b"https://h.example/xCallSidCA1TagaTagb");
+        assert_eq!(sig, BASE64.encode(mac.finalize().into_bytes()));
+    }
+
+    #[test]
+    fn query_string_is_signed_raw() {
+        let fields = [("CallSid", "CA1")];
+        let raw = "/webhooks/twilio/voice?b=2&a=x%20y+z";
+        let sig = compute_signature(
+            &format!("https://h.example{raw}"),
+            &pairs(&fields),
+            &token(),
+        );
+        assert!(request(raw, Some(&sig), encode(&fields))
+            .verify("https://h.example/", &token())
+            .is_ok());
+        // Re-sorted or re-encoded query strings do not match.
+        for other in [
+            "/webhooks/twilio/voice?a=x%20y+z&b=2",
+            "/webhooks/twilio/voice?b=2&a=x+y+z",
+        ] {
+            assert_eq!(
+                request(other, Some(&sig), encode(&fields))
+                    .verify("https://h.example", &token())
+                    .unwrap_err(),
+                SignatureError::Invalid
+            );
+        }
+    }
+
+    #[test]
+    fn plus_and_percent_2b_decode_differently() {
+        let body = Bytes::from_static(b"From=%2B442920123456&Name=A+B&Pct=%25");
+        let form = request("/", None, body).skip_verification().unwrap();
+        assert_eq!(form.get("From"), Some("+442920123456"));
+        assert_eq!(form.get("Name"), Some("A B"));
+        assert_eq!(form.get("Pct"), Some("%"));
+        assert!(!form.signature_checked());
+    }
+
+    #[test]
+    fn values_are_not_trimmed() {
+        let fields = [("Body", " padded ")];
+        let sig = compute_signature("https://h.example/", &pairs(&fields), &token());
+        let form = request("/", Some(&sig), encode(&fields))
+            .verify("https://h.example", &token())
+            .unwrap();
+        assert_eq!(form.get("Body"), Some(" padded "));
+    }
+
+    #[test]
+    fn wrong_token_is_invalid() {
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            encode(&DOCS_FIELDS),
+        );
+        assert_eq!(
+            req.verify("https://mycompany.com", &Secret::new("54321"))
+                .unwrap_err(),
+            SignatureError::Invalid
+        );
+    }
+
+    #[test]
+    fn missing_header_is_missing() {
+        let err = request("/myapp.php?foo=1&bar=2", None, encode(&DOCS_FIELDS))
+            .verify("https://mycompany.com", &token())
+            .unwrap_err();
+        assert_eq!(err, SignatureError::Missing);
+        assert_eq!(err.http_status(), 403);
+    }
+
+    #[test]
+    fn tampered_body_is_invalid() {
+        let mut tampered = DOCS_FIELDS;
+        tampered[3] = ("From", "+12349013031");
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            encode(&tampered),
+        );
+        assert_eq!(
+            req.verify("https://mycompany.com", &token()).unwrap_err(),
+            SignatureError::Invalid
+        );
+        // An extra field too.
+        let mut extra = DOCS_FIELDS.to_vec();
+        extra.push(("Extra", ""));
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            encode(&extra),
+        );
+        assert_eq!(
+            req.verify("https://mycompany.com", &token()).unwrap_err(),
+            SignatureError::Invalid
+        );
+    }
+
+    #[test]
+    fn garbage_header_is_invalid() {
+        for sig in ["", "not base64!!", "AAAA"] {
+            let req = request("/myapp.php?foo=1&bar=2", Some(sig), encode(&DOCS_FIELDS));
+            assert_eq!(
+                req.verify("https://mycompany.com", &token()).unwrap_err(),
+                SignatureError::Invalid
+            );
+        }
+    }
+
+    #[test]
+    fn shared_key_signing_is_rejected() {
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            encode(&DOCS_FIELDS),
+        )
+        .with_signature_settings(Some("key=KS123,algorithm=HMAC_SHA256".into()));
+        let err = req.verify("https://mycompany.com", &token()).unwrap_err();
+        assert_eq!(
+            err,
+            SignatureError::UnsupportedAlgorithm("HMAC_SHA256".into())
+        );
+        assert_eq!(err.http_status(), 403);
+        // Naming SHA-1 explicitly is fine.
+        let req = request(
+            "/myapp.php?foo=1&bar=2",
+            Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            encode(&DOCS_FIELDS),
+        )
+        .with_signature_settings(Some("algorithm=HMAC_SHA1".into()));
+        assert!(req.verify("https://mycompany.com", &token()).is_ok());
+    }
+
+    #[test]
+    fn malformed_body_is_400_only_after_a_valid_signature() {
+        let body = Bytes::from_static(b"CallSid=CA1&Bad=%FF");
+        let err = request("/", None, body.clone())
+            .skip_verification()
+            .unwrap_err();
+        assert!(matches!(err, SignatureError::MalformedBody(_)));
+        assert_eq!(err.http_status(), 400);
+        // Unsigned: 403, not 400.
+        assert_eq!(
+            request("/", Some("AAAA"), body.clone())
+                .verify("https://h.example", &token())
+                .unwrap_err(),
+            SignatureError::Invalid
+        );
+        // Signed over the lossy decoding: 400.
+        let lossy = decode_lossy(&body);
+        let sig = compute_signature("https://h.example/", &lossy, &token());
+        let err = request("/", Some(&sig), body)
+            .verify("https://h.example", &token())
+            .unwrap_err();
+        assert!(matches!(err, SignatureError::MalformedBody(_)));
+        let raw_invalid = Bytes::from_static(&[b'A', b'=', 0xff]);
+        assert!(request("/", None, raw_invalid).skip_verification().is_err());
+    }
+
+    #[test]
+    fn strict_decoding_matches_form_urlencoded() {
+        for body in [
+            "a=1&b=&c&&d=x%2By+z&e=%zz&f=%4&g==h&%41=%42",
+            "",
+            "From=%2B442920123456&FromCity=&CallerName=O%27Brien",
+        ] {
+            let strict = decode_strict(body.as_bytes()).unwrap();
+            let reference: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect();
+            assert_eq!(strict, reference, "{body}");
+        }
+    }
+
+    #[test]
+    fn from_http_takes_the_raw_target_and_headers() {
+        let uri: axum::http::Uri = "/webhooks/twilio/voice?x=a%20b".parse().unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-twilio-signature", "abc=".parse().unwrap());
+        let req = UnverifiedRequest::from_http(&uri, &headers, Bytes::new());
+        assert_eq!(req.path_and_query, "/webhooks/twilio/voice?x=a%20b");
+        assert_eq!(req.signature.as_deref(), Some("abc="));
+        assert_eq!(req.signature_settings, None);
+    }
+
+    #[test]
+    fn url_candidates_touch_only_the_authority() {
+        assert_eq!(
+            url_candidates("https://h.example/p:1?q=a:b"),
+            vec![
+                "https://h.example/p:1?q=a:b",
+                "https://h.example:443/p:1?q=a:b"
+            ]
+        );
+        assert_eq!(
+            url_candidates("http://[::1]:8080/x"),
+            vec!["http://[::1]/x", "http://[::1]:8080/x"]
+        );
+        assert_eq!(
+            url_candidates("http://[::1]/x"),
+            vec!["http://[::1]/x", "http://[::1]:80/x"]
+        );
+    }
+}
