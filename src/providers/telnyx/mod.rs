@@ -45,3 +45,55 @@ pub use signature::{
     TIMESTAMP_TOLERANCE_SECS,
 };
 pub use state::{ClientState, CLIENT_STATE_VERSION, MAX_CLIENT_STATE_LEN};
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::messages::SpokenMessage;
+    use crate::providers::CallAction;
+    use base64::Engine;
+    use chrono::{TimeZone, Utc};
+    use ed25519_dalek::{Signer, SigningKey};
+
+    /// The handler's path for a refusal: verify → parse → decide (given) → plan, then the
+    /// echoed state on the next events.
+    #[test]
+    fn signed_inbound_fixture_to_refusal_commands() {
+        let body = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/telnyx/call_initiated_inbound.json"
+        ));
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let ts = "1705314600";
+        let sig = base64::engine::general_purpose::STANDARD
+            .encode(key.sign(format!("{ts}|{body}").as_bytes()).to_bytes());
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(SIGNATURE_HEADER, sig.parse().unwrap());
+        headers.insert(TIMESTAMP_HEADER, ts.parse().unwrap());
+
+        let verified = UnverifiedEvent::from_headers(&headers, body.into())
+            .verify(
+                &key.verifying_key().to_bytes(),
+                Utc.timestamp_opt(1_705_314_650, 0).unwrap(),
+            )
+            .unwrap();
+        let event = verified.parse().unwrap();
+        let call = event.incoming_call().unwrap();
+        assert_eq!(call.call_id.as_str(), "v3:Xx1ExampleCallControlIdxx");
+
+        let action = CallAction::Refuse {
+            messages: vec![SpokenMessage {
+                language: crate::domain::Language::En,
+                text: "Goodbye.".into(),
+            }],
+        };
+        let plan = plan_call_initiated(&action, "sip:main-queue@pbx.example.org");
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].action, "answer");
+        // Telnyx echoes the state on call.answered: the planner then speaks.
+        let answered = plan_call_answered(plan[0].client_state().as_ref());
+        assert_eq!(answered[0].action, "speak");
+        assert_eq!(answered[0].body["payload"], "Goodbye.");
+    }
+}
