@@ -1,1 +1,0 @@
-//! Telnyx Call Control v2.
