@@ -1,3 +1,5 @@
 //! The one integration-test binary: real servers on port 0, real databases, fake platforms.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod app;
 mod support;
