@@ -1,6 +1,7 @@
 //! Fairline: enforces contact arrangements on a public body's phone line.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod engine;
