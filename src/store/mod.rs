@@ -9,6 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod common;
+pub mod postgres;
+pub mod sqlite;
+
 use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};
 use crate::engine::Decision;
 
@@ -197,14 +201,14 @@ pub trait ArrangementStore: Send + Sync + 'static {
 #[async_trait]
 pub trait CallLog: Send + Sync + 'static {
     /// In one transaction serialised per arrangement: if `(provider, call_id)` was decided
-    /// before, return that decision (`replayed`); otherwise count the counted calls of the
-    /// arrangement in `call.period`, call `decide` with that count, store the call (counted when
-    /// the decision `is_counted`) in the decision log, and commit.
-    async fn decide_and_record(
-        &self,
-        call: NewCall,
-        decide: DecideFn,
-    ) -> Result<RecordedDecision, StoreError>;
+    /// before, return that decision (`replayed`, with the `counted_before` stored then);
+    /// otherwise count the counted calls of the arrangement in `call.period`, call `decide`
+    /// with that count, store the call (counted when the decision `is_counted`) in the decision
+    /// log, and commit. `NotFound` when `call.arrangement` is not in the store. Instants are
+    /// kept to the millisecond: the returned decision's `next_permitted_at` is truncated to
+    /// milliseconds, exactly as a replay returns it.
+    async fn decide_and_record(&self, call: NewCall, decide: DecideFn)
+        -> Result<RecordedDecision, StoreError>;
 
     /// Counted calls of an arrangement in `[from, to)`, without side effects.
     async fn count_calls(
@@ -238,3 +242,19 @@ pub trait Store: ArrangementStore + CallLog {}
 impl<T: ArrangementStore + CallLog> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
+
+/// Open the store named by `storage.url`: SQLite for `sqlite:` URLs (the file and its directory
+/// are created when missing; WAL, `synchronous = FULL`, a busy timeout, foreign keys), or
+/// PostgreSQL for `postgres://` / `postgresql://` URLs. Migrations are run in both cases.
+pub async fn open(cfg: &crate::config::StorageConfig) -> Result<SharedStore, StoreError> {
+    let url = cfg.url.expose();
+    if cfg.is_postgres() {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open_url(url).await?))
+    } else {
+        Err(StoreError::Internal(
+            "storage.url must start with sqlite: or postgres://".into(),
+        ))
+    }
+}

@@ -7,3 +7,144 @@ pub fn postgres_url() -> Option<String> {
         .ok()
         .filter(|s| !s.is_empty())
 }
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fairline::domain::{Arrangement, ArrangementId, CallId, PhoneNumber, Provider};
+use fairline::store::{
+    ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, DecideFn, DecisionFilter,
+    DecisionLogEntry, NewCall, RecordedDecision, Store, StoreError,
+};
+
+/// A store wrapper whose number lookups take `delay` (to test lookup timeouts).
+pub struct SlowStore {
+    inner: Arc<dyn Store>,
+    delay_ms: AtomicU64,
+}
+
+impl SlowStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        SlowStore {
+            inner,
+            delay_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set_delay(&self, d: Duration) {
+        self.delay_ms.store(
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    async fn pause(&self) {
+        let ms = self.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl ArrangementStore for SlowStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.pause().await;
+        self.inner.ping().await
+    }
+    async fn create_arrangement(
+        &self,
+        a: &Arrangement,
+        actor: &str,
+    ) -> Result<Arrangement, StoreError> {
+        self.inner.create_arrangement(a, actor).await
+    }
+    async fn get_arrangement(&self, id: &ArrangementId) -> Result<Option<Arrangement>, StoreError> {
+        self.inner.get_arrangement(id).await
+    }
+    async fn list_arrangements(
+        &self,
+        f: &ArrangementFilter,
+    ) -> Result<Vec<Arrangement>, StoreError> {
+        self.inner.list_arrangements(f).await
+    }
+    async fn update_arrangement(
+        &self,
+        a: &Arrangement,
+        expected_version: i64,
+        actor: &str,
+    ) -> Result<Arrangement, StoreError> {
+        self.inner
+            .update_arrangement(a, expected_version, actor)
+            .await
+    }
+    async fn revoke_arrangement(
+        &self,
+        id: &ArrangementId,
+        reason: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Arrangement, StoreError> {
+        self.inner.revoke_arrangement(id, reason, actor, at).await
+    }
+    async fn arrangement_history(
+        &self,
+        id: &ArrangementId,
+    ) -> Result<Vec<ArrangementVersion>, StoreError> {
+        self.inner.arrangement_history(id).await
+    }
+    async fn arrangements_for_number(
+        &self,
+        n: &PhoneNumber,
+    ) -> Result<Vec<Arrangement>, StoreError> {
+        self.pause().await;
+        self.inner.arrangements_for_number(n).await
+    }
+    fn subscribe_changes(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<Option<Vec<PhoneNumber>>>> {
+        self.inner.subscribe_changes()
+    }
+}
+
+#[async_trait]
+impl CallLog for SlowStore {
+    async fn decide_and_record(
+        &self,
+        call: NewCall,
+        decide: DecideFn,
+    ) -> Result<RecordedDecision, StoreError> {
+        self.inner.decide_and_record(call, decide).await
+    }
+    async fn count_calls(
+        &self,
+        id: &ArrangementId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        self.inner.count_calls(id, from, to).await
+    }
+    async fn list_decisions(
+        &self,
+        f: &DecisionFilter,
+    ) -> Result<Vec<DecisionLogEntry>, StoreError> {
+        self.inner.list_decisions(f).await
+    }
+    async fn record_call_status(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+        status: &str,
+        duration_seconds: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .record_call_status(provider, call_id, status, duration_seconds)
+            .await
+    }
+    async fn purge_decisions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.purge_decisions(before).await
+    }
+}
