@@ -11,7 +11,11 @@ use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use crate::domain::CallerId;
 
 #[derive(Debug, Parser)]
-#[command(name = "fairline", version, about = "Enforces contact arrangements on a phone line")]
+#[command(
+    name = "fairline",
+    version,
+    about = "Enforces contact arrangements on a phone line"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -73,7 +73,11 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response(),
     }
 }
 

@@ -114,7 +114,8 @@ impl App {
             // The store is failing: decide from the cached arrangement without counting.
             metrics::counter!("fairline_lookup_failures_total", "fallback" => "stale_cache")
                 .increment(1);
-            let decision = engine::decide(&event.caller, Some(&arrangement), 0, now, &self.calendar);
+            let decision =
+                engine::decide(&event.caller, Some(&arrangement), 0, now, &self.calendar);
             return self.finish(decision, Some(&arrangement), source, now);
         }
 
@@ -153,7 +154,12 @@ impl App {
                 );
                 let decision =
                     engine::decide(&event.caller, Some(&arrangement), 0, now, &self.calendar);
-                self.finish(decision, Some(&arrangement), DecisionSource::StaleCache, now)
+                self.finish(
+                    decision,
+                    Some(&arrangement),
+                    DecisionSource::StaleCache,
+                    now,
+                )
             }
         }
     }
@@ -265,7 +271,12 @@ impl App {
             .as_ref()
             .map(|a| a.language)
             .unwrap_or(self.config.organisation.language);
-        self.render(MessageKey::StaffUnavailable, arrangement.as_ref(), language, None)
+        self.render(
+            MessageKey::StaffUnavailable,
+            arrangement.as_ref(),
+            language,
+            None,
+        )
     }
 
     /// The decision for a caller at an instant, from the store, without side effects.
@@ -294,7 +305,13 @@ impl App {
             }
             None => 0,
         };
-        let decision = engine::decide(caller, arrangement.as_ref(), calls_counted, at, &self.calendar);
+        let decision = engine::decide(
+            caller,
+            arrangement.as_ref(),
+            calls_counted,
+            at,
+            &self.calendar,
+        );
         let language = arrangement
             .as_ref()
             .map(|a| a.language)

@@ -66,7 +66,8 @@ impl AppState {
         store: SharedStore,
         overrides: Overrides,
     ) -> Result<AppState, StartError> {
-        let cache = ArrangementCache::new(store.clone(), &config.cache, config.decision.lookup_timeout);
+        let cache =
+            ArrangementCache::new(store.clone(), &config.cache, config.decision.lookup_timeout);
         let calendar = Calendar {
             tz: config.organisation.timezone,
             closed_dates: config.organisation.closed_dates.clone(),

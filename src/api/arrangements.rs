@@ -226,7 +226,10 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
                 Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(_) => {
-                    self.err(key, "must be an RFC 3339 instant, e.g. 2026-12-01T00:00:00Z");
+                    self.err(
+                        key,
+                        "must be an RFC 3339 instant, e.g. 2026-12-01T00:00:00Z",
+                    );
                     None
                 }
             },
@@ -291,9 +294,10 @@ fn validate(
                             phone_numbers.push(n);
                         }
                     }
-                    Some(Err(crate::domain::PhoneNumberError::Withheld)) => {
-                        f.err(field, "is a withheld-number form, which can never match a caller")
-                    }
+                    Some(Err(crate::domain::PhoneNumberError::Withheld)) => f.err(
+                        field,
+                        "is a withheld-number form, which can never match a caller",
+                    ),
                     Some(Err(_)) => f.err(field, "is not a phone number"),
                     None => f.err(field, "must be a string"),
                 }
@@ -335,10 +339,9 @@ fn validate(
                 match obj.get("days") {
                     Some(Value::Array(ds)) if !ds.is_empty() => {
                         for (j, d) in ds.iter().enumerate() {
-                            match d
-                                .as_str()
-                                .and_then(|s| serde_json::from_value::<Day>(Value::String(s.into())).ok())
-                            {
+                            match d.as_str().and_then(|s| {
+                                serde_json::from_value::<Day>(Value::String(s.into())).ok()
+                            }) {
                                 Some(day) if !days.contains(&day) => days.push(day),
                                 Some(_) => f.err(format!("{base}.days[{j}]"), "is listed twice"),
                                 None => f.err(
@@ -348,15 +351,22 @@ fn validate(
                             }
                         }
                     }
-                    _ => f.err(format!("{base}.days"), "must list one or more days (mon … sun)"),
+                    _ => f.err(
+                        format!("{base}.days"),
+                        "must list one or more days (mon … sun)",
+                    ),
                 }
-                let mut time = |k: &str| match obj.get(k).and_then(|v| v.as_str()).map(LocalTime::parse) {
-                    Some(Ok(t)) => Some(t),
-                    _ => {
-                        f.err(format!("{base}.{k}"), "must be a local time HH:MM (00:00 to 24:00)");
-                        None
-                    }
-                };
+                let mut time =
+                    |k: &str| match obj.get(k).and_then(|v| v.as_str()).map(LocalTime::parse) {
+                        Some(Ok(t)) => Some(t),
+                        _ => {
+                            f.err(
+                                format!("{base}.{k}"),
+                                "must be a local time HH:MM (00:00 to 24:00)",
+                            );
+                            None
+                        }
+                    };
                 let start = time("start");
                 let end = time("end");
                 if let (Some(s), Some(e)) = (start, end) {
@@ -364,7 +374,11 @@ fn validate(
                         f.err(format!("{base}.end"), "must be later than start");
                     } else if !days.is_empty() {
                         days.sort();
-                        windows.push(Window { days, start: s, end: e });
+                        windows.push(Window {
+                            days,
+                            start: s,
+                            end: e,
+                        });
                     }
                 }
             }
@@ -399,7 +413,10 @@ fn validate(
             count.zip(per).map(|(count, per)| Allowance { count, per })
         }
         Some(_) => {
-            f.err("allowance", "must be an object {\"count\": N, \"per\": \"day\"|\"week\"}");
+            f.err(
+                "allowance",
+                "must be an object {\"count\": N, \"per\": \"day\"|\"week\"}",
+            );
             None
         }
     };
@@ -412,10 +429,13 @@ fn validate(
             for (i, item) in items.iter().enumerate() {
                 let field = format!("designated_staff[{i}]");
                 match item.as_str().map(StaffId::parse) {
-                    Some(Ok(id)) if state.config.staff_member(&id).is_none() => {
-                        f.err(field, format!("no member of staff {:?} is configured", id.as_str()))
+                    Some(Ok(id)) if state.config.staff_member(&id).is_none() => f.err(
+                        field,
+                        format!("no member of staff {:?} is configured", id.as_str()),
+                    ),
+                    Some(Ok(id)) if designated_staff.contains(&id) => {
+                        f.err(field, "is listed twice")
                     }
-                    Some(Ok(id)) if designated_staff.contains(&id) => f.err(field, "is listed twice"),
                     Some(Ok(id)) => designated_staff.push(id),
                     _ => f.err(field, "must be a staff id ([a-z0-9_-]+)"),
                 }
@@ -429,14 +449,21 @@ fn validate(
         Some(v) => match v.as_u64() {
             Some(m) if (1..=240).contains(&m) => u32::try_from(m).ok(),
             _ => {
-                f.err("max_call_minutes", "must be a whole number of minutes from 1 to 240");
+                f.err(
+                    "max_call_minutes",
+                    "must be a whole number of minutes from 1 to 240",
+                );
                 None
             }
         },
     };
 
     let language = match f.get("language") {
-        None => Some(existing.map(|e| e.language).unwrap_or(state.config.organisation.language)),
+        None => Some(
+            existing
+                .map(|e| e.language)
+                .unwrap_or(state.config.organisation.language),
+        ),
         Some(Value::String(s)) => match s.parse::<LanguageSetting>() {
             Ok(l) => Some(l),
             Err(_) => {
@@ -496,7 +523,8 @@ fn validate(
     if let Some(kind) = kind {
         match kind {
             ArrangementKind::Restricted => {
-                if f.get("windows").is_none_or(|w| w.as_array().is_some_and(|a| a.is_empty()))
+                if f.get("windows")
+                    .is_none_or(|w| w.as_array().is_some_and(|a| a.is_empty()))
                     && f.get("allowance").is_none()
                     && f.get("designated_staff")
                         .is_none_or(|s| s.as_array().is_some_and(|a| a.is_empty()))
@@ -509,7 +537,10 @@ fn validate(
             }
             ArrangementKind::Blocked => {
                 for k in ["windows", "designated_staff"] {
-                    if f.get(k).and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty()) {
+                    if f.get(k)
+                        .and_then(|v| v.as_array())
+                        .is_some_and(|a| !a.is_empty())
+                    {
                         f.err(k, "must be empty for a blocked arrangement");
                     }
                 }
@@ -523,34 +554,52 @@ fn validate(
     if !f.errors.is_empty() {
         return Err(ApiError::Validation(f.errors));
     }
-    match (customer_ref, kind, reason, decided_by, ends_at, review_due, language) {
-        (Some(customer_ref), Some(kind), Some(reason), Some(decided_by), Some(ends_at), Some(review_due), Some(language)) => {
-            Ok(Arrangement {
-                id: existing.map(|e| e.id.clone()).unwrap_or_else(ArrangementId::generate),
-                customer_ref,
-                customer_name,
-                phone_numbers,
-                kind,
-                windows,
-                allowance,
-                designated_staff,
-                max_call_minutes,
-                language,
-                reason,
-                decided_by,
-                equality_advice_sought,
-                advocate,
-                starts_at,
-                ends_at,
-                review_due,
-                revoked_at: existing.and_then(|e| e.revoked_at),
-                revoked_reason: existing.and_then(|e| e.revoked_reason.clone()),
-                created_at: existing.map(|e| e.created_at).unwrap_or(now),
-                updated_at: now,
-                version: existing.map(|e| e.version).unwrap_or(1),
-            })
-        }
-        _ => Err(ApiError::Internal("validation passed with a missing field".into())),
+    match (
+        customer_ref,
+        kind,
+        reason,
+        decided_by,
+        ends_at,
+        review_due,
+        language,
+    ) {
+        (
+            Some(customer_ref),
+            Some(kind),
+            Some(reason),
+            Some(decided_by),
+            Some(ends_at),
+            Some(review_due),
+            Some(language),
+        ) => Ok(Arrangement {
+            id: existing
+                .map(|e| e.id.clone())
+                .unwrap_or_else(ArrangementId::generate),
+            customer_ref,
+            customer_name,
+            phone_numbers,
+            kind,
+            windows,
+            allowance,
+            designated_staff,
+            max_call_minutes,
+            language,
+            reason,
+            decided_by,
+            equality_advice_sought,
+            advocate,
+            starts_at,
+            ends_at,
+            review_due,
+            revoked_at: existing.and_then(|e| e.revoked_at),
+            revoked_reason: existing.and_then(|e| e.revoked_reason.clone()),
+            created_at: existing.map(|e| e.created_at).unwrap_or(now),
+            updated_at: now,
+            version: existing.map(|e| e.version).unwrap_or(1),
+        }),
+        _ => Err(ApiError::Internal(
+            "validation passed with a missing field".into(),
+        )),
     }
 }
 
@@ -584,7 +633,10 @@ pub async fn create(
         .await?;
     state.cache.invalidate(&created.phone_numbers).await;
     tracing::info!(arrangement_id = %created.id, actor = %principal.name, "arrangement created");
-    Ok(with_etag(StatusCode::CREATED, ArrangementView::new(&created, now, &state)))
+    Ok(with_etag(
+        StatusCode::CREATED,
+        ArrangementView::new(&created, now, &state),
+    ))
 }
 
 #[utoipa::path(
@@ -623,7 +675,10 @@ pub async fn list(
         Some("expired") => Some(ArrangementStatus::Expired),
         Some("revoked") => Some(ArrangementStatus::Revoked),
         Some(_) => {
-            errors.push(FieldError::new("status", "must be scheduled, active, expired or revoked"));
+            errors.push(FieldError::new(
+                "status",
+                "must be scheduled, active, expired or revoked",
+            ));
             None
         }
     };
@@ -632,7 +687,10 @@ pub async fn list(
         Some(s) => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
             Ok(d) => Some(d),
             Err(_) => {
-                errors.push(FieldError::new("review_due_before", "must be a date YYYY-MM-DD"));
+                errors.push(FieldError::new(
+                    "review_due_before",
+                    "must be a date YYYY-MM-DD",
+                ));
                 None
             }
         },
@@ -685,7 +743,10 @@ pub async fn get_one(
         .get_arrangement(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))?;
-    Ok(with_etag(StatusCode::OK, ArrangementView::new(&a, state.clock.now(), &state)))
+    Ok(with_etag(
+        StatusCode::OK,
+        ArrangementView::new(&a, state.clock.now(), &state),
+    ))
 }
 
 fn if_match_version(headers: &HeaderMap) -> ApiResult<i64> {
@@ -741,7 +802,9 @@ pub async fn update(
         )));
     }
     if existing.revoked_at.is_some() {
-        return Err(ApiError::Conflict("a revoked arrangement cannot be changed".into()));
+        return Err(ApiError::Conflict(
+            "a revoked arrangement cannot be changed".into(),
+        ));
     }
     let now = state.clock.now();
     let updated = validate(&body, &state, now, Some(&existing))?;
@@ -753,7 +816,10 @@ pub async fn update(
     numbers.extend(saved.phone_numbers.iter().cloned());
     state.cache.invalidate(&numbers).await;
     tracing::info!(arrangement_id = %saved.id, version = saved.version, actor = %principal.name, "arrangement updated");
-    Ok(with_etag(StatusCode::OK, ArrangementView::new(&saved, now, &state)))
+    Ok(with_etag(
+        StatusCode::OK,
+        ArrangementView::new(&saved, now, &state),
+    ))
 }
 
 #[utoipa::path(
@@ -779,7 +845,10 @@ pub async fn revoke(
     let id = parse_id(&id)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > 4000 {
-        return Err(ApiError::validation("reason", "must be 1 to 4000 characters"));
+        return Err(ApiError::validation(
+            "reason",
+            "must be 1 to 4000 characters",
+        ));
     }
     let existing = state
         .store
@@ -787,7 +856,9 @@ pub async fn revoke(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))?;
     if existing.revoked_at.is_some() {
-        return Err(ApiError::Conflict("the arrangement is already revoked".into()));
+        return Err(ApiError::Conflict(
+            "the arrangement is already revoked".into(),
+        ));
     }
     let now = state.clock.now();
     let revoked = state
@@ -796,7 +867,10 @@ pub async fn revoke(
         .await?;
     state.cache.invalidate(&revoked.phone_numbers).await;
     tracing::info!(arrangement_id = %revoked.id, actor = %principal.name, "arrangement revoked");
-    Ok(with_etag(StatusCode::OK, ArrangementView::new(&revoked, now, &state)))
+    Ok(with_etag(
+        StatusCode::OK,
+        ArrangementView::new(&revoked, now, &state),
+    ))
 }
 
 #[utoipa::path(

@@ -3,11 +3,11 @@
 //! value of the wrong shape, naming the field).
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::api::error::{ApiError, FieldError};
 use crate::config::Role;
@@ -117,9 +117,9 @@ fn serde_path_to_error_lite<'de, T: DeserializeOwned>(
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => Err(
                 ApiError::BadRequest(format!("the request body is not valid JSON: {e}")),
             ),
-            serde_json::error::Category::Io => {
-                Err(ApiError::BadRequest("the request body could not be read".into()))
-            }
+            serde_json::error::Category::Io => Err(ApiError::BadRequest(
+                "the request body could not be read".into(),
+            )),
             serde_json::error::Category::Data => {
                 let msg = e.to_string();
                 let msg = match msg.rfind(" at line ") {

@@ -24,8 +24,14 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/api/v1/arrangements/{id}",
             get(arrangements::get_one).put(arrangements::update),
         )
-        .route("/api/v1/arrangements/{id}/revoke", post(arrangements::revoke))
-        .route("/api/v1/arrangements/{id}/history", get(arrangements::history))
+        .route(
+            "/api/v1/arrangements/{id}/revoke",
+            post(arrangements::revoke),
+        )
+        .route(
+            "/api/v1/arrangements/{id}/history",
+            get(arrangements::history),
+        )
         .route("/api/v1/decisions", get(decisions::list))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })

@@ -207,8 +207,11 @@ pub trait CallLog: Send + Sync + 'static {
     /// log, and commit. `NotFound` when `call.arrangement` is not in the store. Instants are
     /// kept to the millisecond: the returned decision's `next_permitted_at` is truncated to
     /// milliseconds, exactly as a replay returns it.
-    async fn decide_and_record(&self, call: NewCall, decide: DecideFn)
-        -> Result<RecordedDecision, StoreError>;
+    async fn decide_and_record(
+        &self,
+        call: NewCall,
+        decide: DecideFn,
+    ) -> Result<RecordedDecision, StoreError>;
 
     /// Counted calls of an arrangement in `[from, to)`, without side effects.
     async fn count_calls(

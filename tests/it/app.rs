@@ -101,7 +101,9 @@ impl TestApp {
 
     /// Serve an already-built state.
     pub async fn start(state: AppState, dir: Option<Arc<tempfile::TempDir>>) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let s = state.clone();
         let task = tokio::spawn(async move {
