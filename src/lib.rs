@@ -107,7 +107,14 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
         .await?;
     state.shutdown.cancel();
     for task in background {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        // Tasks watch `state.shutdown`; give them a moment to flush, then stop them.
+        let abort = task.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
     tracing::info!("fairline stopped");
     Ok(())

@@ -99,6 +99,22 @@ impl TestApp {
         Self::start(state, Some(dir)).await
     }
 
+    /// PostgreSQL (from `FAIRLINE_TEST_POSTGRES_URL`) in schema `schema`, which several
+    /// instances may share. `None` when no PostgreSQL server is configured for tests.
+    pub async fn spawn_pg(
+        url: &str,
+        schema: &str,
+        extra: &str,
+        overrides: Overrides,
+    ) -> Option<TestApp> {
+        let store = fairline::store::postgres::PgStore::connect_in_schema(url, schema)
+            .await
+            .expect("postgres store");
+        let config = test_config(url, extra);
+        let state = AppState::with_store(config, Arc::new(store), overrides).expect("state");
+        Some(Self::start(state, None).await)
+    }
+
     /// Serve an already-built state.
     pub async fn start(state: AppState, dir: Option<Arc<tempfile::TempDir>>) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -60,25 +60,7 @@ impl PgTest {
 /// A fresh schema for one PostgreSQL test, or `None` (with a "skipped" line) when
 /// `FAIRLINE_TEST_POSTGRES_URL` is not set.
 async fn pg_store(test: &str) -> Option<PgTest> {
-    let Some(url) = support::postgres_url() else {
-        // Written straight to stderr so that the test harness's capture does not hide it.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "{test}: skipped: FAIRLINE_TEST_POSTGRES_URL not set"
-        );
-        return None;
-    };
-    if let Ok(path) = std::env::var("FAIRLINE_PG_TESTS_RAN_FILE") {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(f, "{test}").unwrap();
-    }
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (url, schema) = support::pg_schema(test)?;
     let store = Arc::new(PgStore::connect_in_schema(&url, &schema).await.unwrap());
     Some(PgTest { url, schema, store })
 }

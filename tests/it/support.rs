@@ -2,6 +2,31 @@
 #![allow(dead_code)]
 
 /// The PostgreSQL server for tests, when `FAIRLINE_TEST_POSTGRES_URL` is set.
+/// A fresh schema name for one PostgreSQL test, with the server URL; or `None`, printing a
+/// "skipped" line, when `FAIRLINE_TEST_POSTGRES_URL` is not set. Records the test's name in
+/// `FAIRLINE_PG_TESTS_RAN_FILE` (CI fails when no PostgreSQL test ran).
+pub fn pg_schema(test: &str) -> Option<(String, String)> {
+    use std::io::Write;
+    let Some(url) = postgres_url() else {
+        // Straight to stderr so that the harness's capture does not hide it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped: FAIRLINE_TEST_POSTGRES_URL not set"
+        );
+        return None;
+    };
+    if let Ok(path) = std::env::var("FAIRLINE_PG_TESTS_RAN_FILE") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}");
+        }
+    }
+    Some((url, format!("t_{}", uuid::Uuid::new_v4().simple())))
+}
+
 pub fn postgres_url() -> Option<String> {
     std::env::var("FAIRLINE_TEST_POSTGRES_URL")
         .ok()

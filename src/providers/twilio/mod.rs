@@ -15,7 +15,7 @@
 //! 4. [`rest`]: [`TwilioClient`] implements [`CallControl`](crate::providers::CallControl)
 //!    (hang up, look up a call).
 //!
-//! ```ignore
+//! ```text
 //! let req = twilio::UnverifiedRequest::from_http(&original_uri, &headers, body);
 //! let form = req.verify_if(cfg.twilio.verify_signatures, &cfg.server.public_url, &cfg.twilio.auth_token)
 //!     .map_err(|e| e.http_status())?;
