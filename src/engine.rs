@@ -905,19 +905,18 @@ mod tests {
 
     fn window_strategy() -> impl Strategy<Value = Window> {
         // Half-hour boundaries from 00:00 to 24:00 so that DST edges (01:00, 01:30, 02:00) occur.
-        (prop::collection::vec(0usize..7, 0..4), 0u16..48, 1u16..=48).prop_map(|(days, a, b)| {
-            let (start, end) = if a < b {
-                (a, b)
-            } else {
-                (b.min(a), (a + 1).min(48))
-            };
+        // Half of the bounds fall between 00:00 and 03:00, where the transitions are.
+        let bound = || prop_oneof![0u16..=48, 0u16..=6];
+        (prop::collection::vec(0usize..7, 0..4), bound(), bound()).prop_map(|(days, a, b)| {
+            let start = a.min(b).min(47);
+            let end = a.max(b).max(start + 1);
             let mut ds: Vec<Day> = days.into_iter().map(|i| Day::ALL[i]).collect();
             ds.sort();
             ds.dedup();
             Window {
                 days: ds,
                 start: LocalTime::from_minutes(start * 30).unwrap(),
-                end: LocalTime::from_minutes(end.max(start + 1) * 30).unwrap(),
+                end: LocalTime::from_minutes(end * 30).unwrap(),
             }
         })
     }
@@ -928,7 +927,11 @@ mod tests {
         fn next_permitted_is_the_first_permitted_instant(
             windows in prop::collection::vec(window_strategy(), 1..4),
             autumn in any::<bool>(),
-            offset_minutes in 0i64..(14 * 24 * 60),
+            // A third of the instants fall within three hours of the transition (base + 7 d 1 h).
+            offset_minutes in prop_oneof![
+                2 => 0i64..(14 * 24 * 60),
+                1 => (7 * 24 * 60 + 60 - 180i64)..(7 * 24 * 60 + 60 + 180),
+            ],
             second in 0i64..60,
             closed in prop::collection::vec(0u64..21, 0..4),
             staff in any::<bool>(),
