@@ -1144,6 +1144,7 @@ impl Reader {
                 ("allowance_used", MessageKey::AllowanceUsed),
                 ("blocked", MessageKey::Blocked),
                 ("staff_unavailable", MessageKey::StaffUnavailable),
+                ("service_unavailable", MessageKey::ServiceUnavailable),
             ] {
                 if let Some(text) = self.opt_string(&mut t, key) {
                     if text.trim().is_empty() {
