@@ -13,6 +13,7 @@ pub mod domain;
 pub mod engine;
 pub mod messages;
 pub mod providers;
+pub mod retention;
 pub mod service;
 pub mod state;
 pub mod store;
@@ -49,6 +50,7 @@ pub fn app(state: AppState) -> Router {
                     method = %req.method(),
                     path = %req.uri().path(),
                     request_id = %ulid::Ulid::new(),
+                    call_id = tracing::field::Empty,
                 )
             }),
         )
@@ -126,6 +128,7 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     if let Some(t) = state.cache.spawn_change_listener() {
         tasks.push(t);
     }
+    tasks.push(retention::spawn(state.clone()));
     tasks
 }
 
