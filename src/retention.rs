@@ -18,7 +18,10 @@ pub struct Swept {
 }
 
 /// One sweep at `now`.
-pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Swept, crate::store::StoreError> {
+pub async fn sweep(
+    state: &AppState,
+    now: DateTime<Utc>,
+) -> Result<Swept, crate::store::StoreError> {
     let r = &state.config.retention;
     let decisions_before = now - chrono::Duration::days(i64::from(r.decision_log_days));
     let decisions = state.store.purge_decisions(decisions_before).await?;
