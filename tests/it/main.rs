@@ -3,5 +3,8 @@
 
 mod app;
 mod ops;
+mod procs;
+mod robustness;
+mod scale_out;
 mod storage;
 mod support;
