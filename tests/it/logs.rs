@@ -1,0 +1,208 @@
+//! A full run of the real binary with JSON logs at debug level: the logs are searched for phone
+//! numbers, tokens and signatures, none of which may appear.
+
+use fairline::config::Secret;
+use fairline::providers::twilio;
+use serde_json::json;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::app::{arrangement, test_toml, ACCOUNT_SID, AGENT_TOKEN, MANAGER_TOKEN, TWILIO_TOKEN};
+use crate::procs::Server;
+
+const CALLER: &str = "+442920123456";
+const OTHER: &str = "+447700900123";
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                k,
+                form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn signed_post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let owned: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = twilio::compute_signature(
+        &format!("https://calls.example.org{path}"),
+        &owned,
+        &Secret::new(TWILIO_TOKEN),
+    );
+    let r = client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", &sig)
+        .body(form(fields))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap(), sig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_run_logs_no_numbers_tokens_or_signatures() {
+    let fake_twilio = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/2010-04-01/Accounts/.*/Calls/.*\.json$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "sid": "CA00000000000000000000000000000009", "from": CALLER, "to": "+442079460000",
+            "status": "in-progress", "parent_call_sid": null
+        })))
+        .mount(&fake_twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/2010-04-01/Accounts/.*/Calls/.*\.json$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "completed"})))
+        .mount(&fake_twilio)
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let log = dir.path().join("fairline.log");
+    let toml = test_toml(&format!("sqlite://{}", db.display()), "");
+    let api = fake_twilio.uri();
+    let mut server = Server::start(
+        dir.path(),
+        "logs",
+        &toml,
+        &[
+            ("FAIRLINE_LOG_FORMAT", "json"),
+            ("RUST_LOG", "debug"),
+            ("FAIRLINE_TWILIO__API_BASE_URL", api.as_str()),
+        ],
+        Some(&log),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = server.url.clone();
+
+    // A manager creates arrangements; numbers given in several forms.
+    for (number, extra) in [
+        (
+            "02920 123456",
+            json!({"windows": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "00:00", "end": "24:00"}], "allowance": {"count": 1, "per": "day"}}),
+        ),
+        (OTHER, json!({"kind": "blocked"})),
+    ] {
+        let r = client
+            .post(format!("{base}/api/v1/arrangements"))
+            .bearer_auth(MANAGER_TOKEN)
+            .json(&arrangement(number, extra))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // Calls: under an arrangement (twice: the second is refused), blocked, unknown, withheld.
+    let mut signatures = Vec::new();
+    for (sid, from) in [
+        ("CA00000000000000000000000000000001", CALLER),
+        ("CA00000000000000000000000000000002", CALLER),
+        ("CA00000000000000000000000000000003", OTHER),
+        ("CA00000000000000000000000000000004", "+442079460123"),
+        ("CA00000000000000000000000000000005", "anonymous"),
+    ] {
+        let (status, _, sig) = signed_post(
+            &client,
+            &base,
+            "/webhooks/twilio/voice",
+            &[
+                ("AccountSid", ACCOUNT_SID),
+                ("CallSid", sid),
+                ("From", from),
+                ("To", "+442079460000"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200);
+        signatures.push(sig);
+    }
+    // A forged request (bad signature) is refused.
+    let r = client
+        .post(format!("{base}/webhooks/twilio/voice"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", "Zm9yZ2VkLXNpZ25hdHVyZS12YWx1ZQ==")
+        .body(form(&[
+            ("CallSid", "CA00000000000000000000000000000006"),
+            ("From", CALLER),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // An agent evaluates and ends a call; a manager reads the logs and the termination.
+    let r = client
+        .post(format!("{base}/api/v1/evaluate"))
+        .bearer_auth(AGENT_TOKEN)
+        .json(&json!({"from": CALLER}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(format!(
+            "{base}/api/v1/calls/twilio/CA00000000000000000000000000000001/terminate"
+        ))
+        .bearer_auth(AGENT_TOKEN)
+        .json(
+            &json!({"reason": "abusive", "warning_given": true, "notes": "shouted at caseworker"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .get(format!("{base}/api/v1/decisions?phone=%2B442920123456"))
+        .bearer_auth(MANAGER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{base}/api/v1/arrangements?phone=02920123456"))
+        .bearer_auth("not-a-real-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    assert_eq!(server.terminate().await, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() > 10, "too few log lines:\n{text}");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not a JSON log line: {line}"
+        );
+    }
+    let mut forbidden: Vec<String> = vec![
+        "2920123456".into(),
+        "2920 123456".into(),
+        "7700900123".into(),
+        "2079460123".into(),
+        MANAGER_TOKEN.into(),
+        AGENT_TOKEN.into(),
+        TWILIO_TOKEN.into(),
+        "not-a-real-token".into(),
+        "Zm9yZ2VkLXNpZ25hdHVyZS12YWx1ZQ".into(),
+    ];
+    forbidden.extend(signatures);
+    for secret in forbidden {
+        assert!(!text.contains(&secret), "{secret:?} appears in the logs");
+    }
+}
