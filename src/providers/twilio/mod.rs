@@ -29,6 +29,7 @@ pub mod events;
 pub mod rest;
 pub mod signature;
 pub mod twiml;
+pub mod webhook;
 
 pub use events::{
     classify_from, dial_connected, dial_status, incoming_call, status_callback, DialStatus,

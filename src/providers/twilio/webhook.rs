@@ -1,0 +1,332 @@
+//! The Twilio webhook endpoints (SPEC §7), as axum handlers:
+//!
+//! * `POST /webhooks/twilio/voice` — the incoming call: verify, decide, answer TwiML;
+//! * `POST /webhooks/twilio/dial-status` — the `<Dial action>` callback when a designated member
+//!   of staff was rung;
+//! * `POST /webhooks/twilio/status` — call status callbacks (final status and duration).
+//!
+//! Every handler takes the raw request target ([`OriginalUri`]), the headers and the raw body
+//! bytes (never a `Form` extractor: it would lose repeated and empty fields, which take part in
+//! the signature) and builds an [`UnverifiedRequest`]. A failed signature check answers 403 with
+//! an empty body and nothing else happens; a body that is not a form, or lacks a required field,
+//! answers 400; a body over `server.max_body_bytes` is refused with 413 by the body-limit layers
+//! of [`crate::app`].
+//!
+//! Once a request is verified the answer is **always** valid TwiML with status 200: the decision
+//! runs in its own task under a timeout (`server.request_timeout`, capped below Twilio's 15 s
+//! budget); a timeout or a panic in that task answers the `decision.on_lookup_failure` TwiML
+//! (`continue` → `<Redirect>` into the normal flow, `refuse` → the `service_unavailable` text
+//! and `<Hangup/>`), logged and counted in `fairline_webhook_failures_total{provider="twilio"}`.
+//!
+//! The status callback answers `204 No Content` (Twilio ignores the body of a status callback).
+//!
+//! Logs carry the call id and the masked caller number only; never signatures or tokens.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+use crate::config::LookupFailurePolicy;
+use crate::domain::CallerId;
+use crate::messages::MessageKey;
+use crate::state::AppState;
+
+use super::signature::{UnverifiedRequest, VerifiedForm};
+use super::{events, twiml};
+
+/// The incoming-call webhook path.
+pub const VOICE_PATH: &str = "/webhooks/twilio/voice";
+/// The call status callback path.
+pub const STATUS_PATH: &str = "/webhooks/twilio/status";
+
+/// Twilio waits 15 s in total for an answer (connection included); stay well inside it.
+const PLATFORM_BUDGET_CAP: Duration = Duration::from_secs(10);
+
+/// The Twilio webhook routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(VOICE_PATH, post(voice))
+        .route(twiml::DIAL_STATUS_PATH, post(dial_status))
+        .route(STATUS_PATH, post(status))
+}
+
+fn twiml_response(xml: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)],
+        xml,
+    )
+        .into_response()
+}
+
+fn status_only(code: u16) -> Response {
+    StatusCode::from_u16(code)
+        .unwrap_or(StatusCode::BAD_REQUEST)
+        .into_response()
+}
+
+/// Verify the request (or skip verification when configured off). `Err` is the answer to send.
+fn verified(
+    state: &AppState,
+    endpoint: &'static str,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<VerifiedForm, Response> {
+    let cfg = &state.config;
+    UnverifiedRequest::from_http(uri, headers, body)
+        .verify_if(
+            cfg.twilio.verify_signatures,
+            &cfg.server.public_url,
+            &cfg.twilio.auth_token,
+        )
+        .map_err(|e| {
+            let code = e.http_status();
+            metrics::counter!(
+                "fairline_webhook_rejected_total",
+                "provider" => "twilio",
+                "status" => if code == 403 { "403" } else { "400" },
+            )
+            .increment(1);
+            // The error's text names the failure kind only, never the header's value.
+            tracing::warn!(endpoint, status = code, error = %e, "twilio webhook rejected");
+            status_only(code)
+        })
+}
+
+fn count_failure(endpoint: &'static str, why: &str) {
+    metrics::counter!("fairline_webhook_failures_total", "provider" => "twilio").increment(1);
+    tracing::error!(
+        endpoint,
+        error = why,
+        "twilio webhook: internal failure, answering the fallback"
+    );
+}
+
+/// The time the decision may take before the fallback answer is sent.
+fn budget(state: &AppState) -> Duration {
+    state.config.server.request_timeout.min(PLATFORM_BUDGET_CAP)
+}
+
+/// Run `work` in its own task under `limit`: `Err` with a description on timeout or panic (the
+/// task is then aborted, so a late result has no further effect on the answer).
+async fn guarded<T, F>(limit: Duration, work: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut task = tokio::spawn(work);
+    match tokio::time::timeout(limit, &mut task).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(join)) if join.is_panic() => Err("the decision task panicked".into()),
+        Ok(Err(_)) => Err("the decision task was cancelled".into()),
+        Err(_) => {
+            task.abort();
+            Err(format!("no decision within {} ms", limit.as_millis()))
+        }
+    }
+}
+
+/// The answer when Fairline itself failed on a verified incoming call.
+pub fn failure_twiml(state: &AppState) -> String {
+    match state.config.decision.on_lookup_failure {
+        LookupFailurePolicy::Continue => twiml::render_fallback(&state.config.twilio),
+        LookupFailurePolicy::Refuse => twiml::render_refuse(&state.render(
+            MessageKey::ServiceUnavailable,
+            None,
+            state.config.organisation.language,
+            None,
+        )),
+    }
+}
+
+fn masked(caller: &CallerId) -> String {
+    match caller {
+        CallerId::Number(n) => n.masked(),
+        CallerId::Withheld => "withheld".into(),
+        CallerId::Unrecognised => "unrecognised".into(),
+    }
+}
+
+async fn voice(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const ENDPOINT: &str = "voice";
+    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let event = match events::incoming_call(&form) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(endpoint = ENDPOINT, error = %e, "malformed twilio webhook");
+            return status_only(e.http_status());
+        }
+    };
+    tracing::debug!(
+        call_id = %event.call_id,
+        caller = %masked(&event.caller),
+        "twilio incoming call"
+    );
+    let worker = state.clone();
+    let limit = budget(&state);
+    let outcome = guarded(limit, async move {
+        let decision = worker.decide_call(&event).await;
+        twiml::render(
+            &decision.action,
+            &worker.config.twilio,
+            &worker.config.server.public_url,
+        )
+    })
+    .await;
+    match outcome {
+        Ok(xml) => twiml_response(xml),
+        Err(why) => {
+            count_failure(ENDPOINT, &why);
+            twiml_response(failure_twiml(&state))
+        }
+    }
+}
+
+async fn dial_status(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const ENDPOINT: &str = "dial-status";
+    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let dial = match events::dial_status(&form) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(endpoint = ENDPOINT, error = %e, "malformed twilio webhook");
+            return status_only(e.http_status());
+        }
+    };
+    let caller = events::classify_from(form.get("From"));
+    tracing::info!(
+        call_id = %dial.call_id,
+        caller = %masked(&caller),
+        dial_call_status = dial.dial_call_status.as_deref().unwrap_or("none"),
+        call_status = dial.call_status.as_deref().unwrap_or("none"),
+        "twilio dial ended"
+    );
+    if dial.connected() || dial.call_status.as_deref() == Some("completed") {
+        // The member of staff answered, or the caller's leg is already over (an agent ended
+        // the call during the dial, or the caller hung up): nothing to say, no state change.
+        return twiml_response(twiml::render_hangup());
+    }
+    let worker = state.clone();
+    let dial_call_status = dial.dial_call_status.clone();
+    let outcome = guarded(budget(&state), async move {
+        let messages = worker.staff_unavailable(&caller).await;
+        twiml::render_dial_result(dial_call_status.as_deref(), &messages)
+    })
+    .await;
+    match outcome {
+        Ok(xml) => twiml_response(xml),
+        Err(why) => {
+            count_failure(ENDPOINT, &why);
+            let messages = state.render(
+                MessageKey::StaffUnavailable,
+                None,
+                state.config.organisation.language,
+                None,
+            );
+            twiml_response(twiml::render_refuse(&messages))
+        }
+    }
+}
+
+async fn status(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const ENDPOINT: &str = "status";
+    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let cb = match events::status_callback(&form) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(endpoint = ENDPOINT, error = %e, "malformed twilio webhook");
+            return status_only(e.http_status());
+        }
+    };
+    if !cb.is_final() {
+        tracing::debug!(call_id = %cb.call_id, call_status = %cb.call_status, "twilio call progress");
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let worker = state.clone();
+    let (call_id, call_status, duration) =
+        (cb.call_id.clone(), cb.call_status.clone(), cb.duration_seconds);
+    let outcome = guarded(budget(&state), async move {
+        worker
+            .store
+            .record_call_status(
+                crate::domain::Provider::Twilio,
+                &call_id,
+                &call_status,
+                duration,
+            )
+            .await
+    })
+    .await;
+    match outcome {
+        Ok(Ok(true)) => tracing::info!(
+            call_id = %cb.call_id,
+            call_status = %cb.call_status,
+            duration_seconds = cb.duration_seconds,
+            "twilio call ended: status recorded"
+        ),
+        Ok(Ok(false)) => tracing::debug!(
+            call_id = %cb.call_id,
+            "twilio call ended: not in the decision log, nothing stored"
+        ),
+        Ok(Err(e)) => count_failure(ENDPOINT, &e.to_string()),
+        Err(why) => count_failure(ENDPOINT, &why),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn guarded_turns_panics_and_timeouts_into_errors() {
+        let ok = guarded(Duration::from_secs(1), async { 7 }).await;
+        assert_eq!(ok, Ok(7));
+        let slow = guarded(Duration::from_millis(20), async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            1
+        })
+        .await;
+        assert!(slow.unwrap_err().contains("no decision within 20 ms"));
+        #[allow(clippy::panic)]
+        let boom = guarded(Duration::from_secs(1), async {
+            if std::hint::black_box(true) {
+                panic!("boom");
+            }
+            1
+        })
+        .await;
+        assert!(boom.unwrap_err().contains("panicked"));
+    }
+}
