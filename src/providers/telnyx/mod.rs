@@ -46,11 +46,11 @@ pub use commands::{
 pub use events::{
     CallAnswered, CallInitiated, Direction, Hangup, ParseError, SpeakEnded, TelnyxEvent,
 };
+pub use runtime::{KnownCall, TelnyxCalls, CALLER_TTL, SEEN_CAPACITY, SEEN_TTL};
 pub use signature::{
     SignatureError, UnverifiedEvent, VerifiedEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER,
     TIMESTAMP_TOLERANCE_SECS,
 };
-pub use runtime::{KnownCall, TelnyxCalls, CALLER_TTL, SEEN_CAPACITY, SEEN_TTL};
 pub use state::{ClientState, CLIENT_STATE_VERSION, MAX_CLIENT_STATE_LEN};
 
 #[cfg(test)]

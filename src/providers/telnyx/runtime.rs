@@ -74,7 +74,11 @@ impl TelnyxCalls {
     /// `true` the first time `key` is seen (within [`SEEN_TTL`]); `false` for a repeat. Atomic:
     /// of two concurrent calls with the same key, exactly one gets `true`.
     pub async fn first_time(&self, key: &str) -> bool {
-        self.seen.entry(key.to_owned()).or_insert(()).await.is_fresh()
+        self.seen
+            .entry(key.to_owned())
+            .or_insert(())
+            .await
+            .is_fresh()
     }
 
     /// Remember the caller of an inbound call.

@@ -150,7 +150,10 @@ async fn dispatch(state: &AppState, event: TelnyxEvent) {
             let step = format!(
                 "step:{call_id}:{}:{}",
                 event.event_type(),
-                client_state.as_ref().map(ClientState::encode).unwrap_or_default()
+                client_state
+                    .as_ref()
+                    .map(ClientState::encode)
+                    .unwrap_or_default()
             );
             if !calls.first_time(&step).await {
                 tracing::info!(
@@ -312,7 +315,8 @@ async fn run_plan(
 
         // Telnyx documents `answer` as required before other commands on an incoming call; if a
         // transfer of the parked call is refused for that reason, answer and transfer again.
-        if command.action == "transfer" && matches!(&result, Err(e) if has_code(e, ERROR_NOT_ANSWERED))
+        if command.action == "transfer"
+            && matches!(&result, Err(e) if has_code(e, ERROR_NOT_ANSWERED))
         {
             tracing::info!(call_id = %call_id, "transfer needs the call answered first: answering");
             let answer = with_command_id(
@@ -370,8 +374,10 @@ async fn fall_back(
         return;
     }
     for (i, command) in options.into_iter().enumerate() {
-        let command =
-            with_command_id(command, derived_command_id(event_id, &format!("fallback{i}")));
+        let command = with_command_id(
+            command,
+            derived_command_id(event_id, &format!("fallback{i}")),
+        );
         match calls.client().send_command(call_id, &command).await {
             Ok(()) => {
                 tracing::warn!(call_id = %call_id, failed = failed.action,
