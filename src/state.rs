@@ -23,6 +23,9 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub twilio: Arc<dyn CallControl>,
     pub telnyx: Arc<dyn CallControl>,
+    /// The Telnyx webhook's REST client and memory (deduplication, recent callers). Unless
+    /// overridden, `telnyx` is this same object, so terminations can look callers up.
+    pub telnyx_calls: Arc<crate::providers::telnyx::TelnyxCalls>,
     pub metrics: Option<PrometheusHandle>,
     /// Cancelled when the process is shutting down.
     pub shutdown: CancellationToken,
@@ -77,9 +80,12 @@ impl AppState {
             Some(t) => t,
             None => Arc::new(crate::providers::twilio::TwilioClient::new(&config.twilio)?),
         };
+        let telnyx_calls = Arc::new(crate::providers::telnyx::TelnyxCalls::new(
+            crate::providers::telnyx::TelnyxClient::new(&config.telnyx)?,
+        ));
         let telnyx: Arc<dyn CallControl> = match overrides.telnyx {
             Some(t) => t,
-            None => Arc::new(crate::providers::telnyx::TelnyxClient::new(&config.telnyx)?),
+            None => telnyx_calls.clone(),
         };
         Ok(AppState(Arc::new(App {
             config: Arc::new(config),
@@ -90,6 +96,7 @@ impl AppState {
             clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             twilio,
             telnyx,
+            telnyx_calls,
             metrics: crate::telemetry::prometheus(),
             shutdown: CancellationToken::new(),
         })))

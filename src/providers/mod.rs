@@ -13,7 +13,9 @@ pub mod twilio;
 
 /// The webhook routes of every provider.
 pub fn router(_state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
-    axum::Router::new().merge(twilio::webhook::routes())
+    axum::Router::new()
+        .merge(twilio::webhook::routes())
+        .merge(telnyx::webhook::routes())
 }
 
 /// An incoming call, as any platform reports it.

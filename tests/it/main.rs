@@ -9,3 +9,4 @@ mod robustness;
 mod scale_out;
 mod storage;
 mod support;
+mod telnyx;

@@ -18,8 +18,12 @@
 //! Outgoing legs (`direction = "outgoing"`, e.g. the staff leg of a transfer) are never decided.
 //!
 //! [`TelnyxClient`] also implements [`CallControl`] for agent terminations. Telnyx has no
-//! simple lookup from a `call_control_id` to the caller, so [`CallControl::lookup_call`] always
-//! answers `Ok(None)`; the handler can remember callers from `call.initiated` events instead.
+//! simple lookup from a `call_control_id` to the caller, so its [`CallControl::lookup_call`]
+//! answers `Ok(None)`. The application state therefore uses [`TelnyxCalls`] (the webhook's
+//! memory: deduplication and the callers of recent inbound calls, plus the client), whose
+//! `lookup_call` answers from the callers remembered from `call.initiated`.
+//!
+//! The handler itself is [`webhook::telnyx_webhook`], routed by [`webhook::routes`].
 //!
 //! [`CallEvent`]: crate::providers::CallEvent
 //! [`CallAction`]: crate::providers::CallAction
@@ -29,8 +33,10 @@
 mod client;
 mod commands;
 mod events;
+mod runtime;
 mod signature;
 mod state;
+pub mod webhook;
 
 pub use client::{RetryPolicy, TelnyxClient, ERROR_CALL_ENDED};
 pub use commands::{
@@ -40,6 +46,7 @@ pub use commands::{
 pub use events::{
     CallAnswered, CallInitiated, Direction, Hangup, ParseError, SpeakEnded, TelnyxEvent,
 };
+pub use runtime::{KnownCall, TelnyxCalls, CALLER_TTL, SEEN_CAPACITY, SEEN_TTL};
 pub use signature::{
     SignatureError, UnverifiedEvent, VerifiedEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER,
     TIMESTAMP_TOLERANCE_SECS,
