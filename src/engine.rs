@@ -239,7 +239,7 @@ fn first_inside_on(
     let weekday = date.weekday();
     let mut best: Option<DateTime<Utc>> = None;
     let mut consider = |u: DateTime<Utc>| {
-        if u > after && best.map_or(true, |b| u < b) && inside_windows(windows, u, calendar) {
+        if u > after && best.is_none_or(|b| u < b) && inside_windows(windows, u, calendar) {
             best = Some(u);
         }
     };
