@@ -273,8 +273,11 @@ async fn status(
         return StatusCode::NO_CONTENT.into_response();
     }
     let worker = state.clone();
-    let (call_id, call_status, duration) =
-        (cb.call_id.clone(), cb.call_status.clone(), cb.duration_seconds);
+    let (call_id, call_status, duration) = (
+        cb.call_id.clone(),
+        cb.call_status.clone(),
+        cb.duration_seconds,
+    );
     let outcome = guarded(budget(&state), async move {
         worker
             .store
