@@ -10,3 +10,4 @@ mod scale_out;
 mod storage;
 mod support;
 mod telnyx;
+mod twilio;

@@ -71,14 +71,14 @@ fn status_only(code: u16) -> Response {
         .into_response()
 }
 
-/// Verify the request (or skip verification when configured off). `Err` is the answer to send.
+/// Verify the request (or skip verification when configured off). `Err` is the status to answer.
 fn verified(
     state: &AppState,
     endpoint: &'static str,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Bytes,
-) -> Result<VerifiedForm, Response> {
+) -> Result<VerifiedForm, u16> {
     let cfg = &state.config;
     UnverifiedRequest::from_http(uri, headers, body)
         .verify_if(
@@ -96,7 +96,7 @@ fn verified(
             .increment(1);
             // The error's text names the failure kind only, never the header's value.
             tracing::warn!(endpoint, status = code, error = %e, "twilio webhook rejected");
-            status_only(code)
+            code
         })
 }
 
@@ -163,7 +163,7 @@ async fn voice(
     const ENDPOINT: &str = "voice";
     let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(code) => return status_only(code),
     };
     let event = match events::incoming_call(&form) {
         Ok(e) => e,
@@ -206,7 +206,7 @@ async fn dial_status(
     const ENDPOINT: &str = "dial-status";
     let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(code) => return status_only(code),
     };
     let dial = match events::dial_status(&form) {
         Ok(d) => d,
@@ -259,7 +259,7 @@ async fn status(
     const ENDPOINT: &str = "status";
     let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(code) => return status_only(code),
     };
     let cb = match events::status_callback(&form) {
         Ok(c) => c,
@@ -273,8 +273,11 @@ async fn status(
         return StatusCode::NO_CONTENT.into_response();
     }
     let worker = state.clone();
-    let (call_id, call_status, duration) =
-        (cb.call_id.clone(), cb.call_status.clone(), cb.duration_seconds);
+    let (call_id, call_status, duration) = (
+        cb.call_id.clone(),
+        cb.call_status.clone(),
+        cb.duration_seconds,
+    );
     let outcome = guarded(budget(&state), async move {
         worker
             .store

@@ -1,0 +1,30 @@
+//! A baseline for `bench/twilio-webhook.sh`: an axum server that answers every
+//! `POST /webhooks/twilio/voice` with a fixed TwiML document, after reading the body the same
+//! way Fairline does. Not part of the production router.
+//!
+//! `cargo run --release --example static_twiml -- 127.0.0.1:18081`
+
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+
+const TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Redirect method="POST">https://example.org/twiml/main-menu</Redirect></Response>"#;
+
+async fn voice(body: Bytes) -> impl IntoResponse {
+    // Touch the body so that reading it is part of the work, as in the real handler.
+    std::hint::black_box(body.len());
+    ([(header::CONTENT_TYPE, "text/xml")], TWIML)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18081".to_owned());
+    let app = Router::new().route("/webhooks/twilio/voice", post(voice));
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
