@@ -24,6 +24,8 @@ pub struct App {
     pub twilio: Arc<dyn CallControl>,
     pub telnyx: Arc<dyn CallControl>,
     pub metrics: Option<PrometheusHandle>,
+    /// Wakes the notification outbox worker; holds its back-off base.
+    pub outbox: Arc<crate::outbox::OutboxControl>,
     /// Cancelled when the process is shutting down.
     pub shutdown: CancellationToken,
 }
@@ -91,6 +93,7 @@ impl AppState {
             twilio,
             telnyx,
             metrics: crate::telemetry::prometheus(),
+            outbox: Arc::new(crate::outbox::OutboxControl::from_env()),
             shutdown: CancellationToken::new(),
         })))
     }
