@@ -201,8 +201,7 @@ async fn deliver_due(
             Err(problem) => {
                 let failures = item.attempts.saturating_add(1);
                 let wait = backoff(state.outbox.base_backoff(), failures);
-                let retry_at =
-                    Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                let retry_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 tracing::warn!(
                     termination_id = %item.termination_id,
                     event = %item.event,

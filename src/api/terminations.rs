@@ -250,7 +250,9 @@ pub fn validate_terminate(
                     "reason",
                     format!(
                         "must be one of: {}",
-                        TerminationReason::ALL.map(TerminationReason::as_str).join(", ")
+                        TerminationReason::ALL
+                            .map(TerminationReason::as_str)
+                            .join(", ")
                     ),
                 ));
                 None

@@ -21,11 +21,11 @@ use super::common::{
     list_limit, map_sqlx, normalise_arrangement, normalise_decision, now_ms, sorted_numbers,
     to_json, touched_numbers, trunc, RawArrangement, RawCall,
 };
+use super::terminations::{hangup_str, RawTermination, TERMINATION_COLUMNS};
 use super::{
     ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, DecideFn,
     DecisionFilter, DecisionLogEntry, NewCall, RecordedDecision, StoreError,
 };
-use super::terminations::{hangup_str, RawTermination, TERMINATION_COLUMNS};
 use super::{
     Claim, NewNotification, OutboxItem, Review, ReviewStatus, Termination, TerminationFilter,
     TerminationOutcome, TerminationStore,
@@ -1165,11 +1165,12 @@ impl TerminationStore for PgStore {
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM termination_outbox WHERE delivered_at IS NULL")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM termination_outbox WHERE delivered_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 

@@ -18,11 +18,11 @@ use super::common::{
     list_limit, map_sqlx, normalise_arrangement, normalise_decision, now_ms, sorted_numbers,
     to_json, trunc, RawArrangement, RawCall,
 };
+use super::terminations::{hangup_str, RawTermination, TERMINATION_COLUMNS};
 use super::{
     ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, DecideFn,
     DecisionFilter, DecisionLogEntry, NewCall, RecordedDecision, StoreError,
 };
-use super::terminations::{hangup_str, RawTermination, TERMINATION_COLUMNS};
 use super::{
     Claim, NewNotification, OutboxItem, Review, ReviewStatus, Termination, TerminationFilter,
     TerminationOutcome, TerminationStore,
@@ -1025,23 +1025,23 @@ impl TerminationStore for SqliteStore {
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM termination_outbox WHERE delivered_at IS NULL")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM termination_outbox WHERE delivered_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn release_leases_at_startup(
-        &self,
-        started_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn release_leases_at_startup(&self, started_at: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.begin_immediate().await?;
-        sqlx::query("UPDATE termination_outbox SET leased_until = NULL WHERE leased_until IS NOT NULL")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+        sqlx::query(
+            "UPDATE termination_outbox SET leased_until = NULL WHERE leased_until IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
         sqlx::query(
             "UPDATE terminations SET claimed_until = 0 \
              WHERE hangup_result = 'pending' AND terminated_at < ?",

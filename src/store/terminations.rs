@@ -285,8 +285,7 @@ pub trait TerminationStore: Send + Sync + 'static {
     /// (SQLite) releases every outbox lease, and the claims of terminations made before
     /// `started_at`: whoever held them was an earlier run of this process. A shared store
     /// (PostgreSQL) does nothing: leases run out on their own.
-    async fn release_leases_at_startup(&self, started_at: DateTime<Utc>)
-        -> Result<(), StoreError>;
+    async fn release_leases_at_startup(&self, started_at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// The stored name of a hang-up state; `pending` while provisional.

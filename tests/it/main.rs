@@ -4,3 +4,4 @@
 mod app;
 mod storage;
 mod support;
+mod terminations;
