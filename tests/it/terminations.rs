@@ -767,3 +767,132 @@ async fn a_termination_and_its_notification_survive_a_crash() {
     // Only one hang-up ever reached the platform.
     assert_eq!(hangups(&twilio.received_requests().await.unwrap()), 1);
 }
+
+#[tokio::test]
+async fn pg_presses_on_two_instances_hang_up_once_and_notify_once() {
+    let Some((pg, schema)) =
+        crate::support::pg_schema("pg_presses_on_two_instances_hang_up_once_and_notify_once")
+    else {
+        return;
+    };
+    let twilio = MockServer::start().await;
+    mount_call(&twilio, CALL, json!({"sid": CALL, "from": CALLER})).await;
+    Mock::given(method("POST"))
+        .and(path(call_path(CALL)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(&twilio)
+        .await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let extra = format!(
+        "[notifications]\nwebhook_url = \"{}/hook\"\n",
+        receiver.uri()
+    );
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let mut tw = app::test_config(&pg, &extra).twilio.clone();
+        tw.api_base_url = twilio.uri();
+        let client = fairline::providers::twilio::TwilioClient::new(&tw).unwrap();
+        let overrides = Overrides {
+            twilio: Some(Arc::new(client)),
+            ..Overrides::default()
+        };
+        let app = TestApp::spawn_pg(&pg, &schema, &extra, overrides)
+            .await
+            .unwrap();
+        app.state.outbox.set_base_backoff(Duration::from_millis(30));
+        apps.push(app);
+    }
+    let presses = (0..10).map(|i| press(&apps[i % 2], CALL, abusive()));
+    let answers = futures::future::join_all(presses).await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let repeated = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!((created, repeated), (1, 9), "{answers:?}");
+    for (_, rec) in &answers {
+        assert_eq!(rec["id"], answers[0].1["id"]);
+    }
+    assert_eq!(hangups(&twilio.received_requests().await.unwrap()), 1);
+    let got = wait_for_requests(&receiver, 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 1);
+    for app in apps {
+        app.stop().await;
+    }
+    let _ = fairline::store::postgres::PgStore::drop_schema(&pg, &schema).await;
+}
+
+#[tokio::test]
+async fn a_termination_left_provisional_is_finished_and_notified() {
+    use fairline::domain::{CallId, Provider, TerminationId};
+    use fairline::store::{Claim, Termination, TerminationReason};
+    let twilio = MockServer::start().await;
+    mount_call(&twilio, CALL, json!({"sid": CALL, "from": CALLER})).await;
+    mount_hangup(&twilio, CALL, ResponseTemplate::new(404)).await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let app = spawn(
+        &twilio.uri(),
+        &format!(
+            "[notifications]\nwebhook_url = \"{}/hook\"\n",
+            receiver.uri()
+        ),
+    )
+    .await;
+    // A claim whose owner died: provisional, lease run out.
+    let now = chrono::Utc::now();
+    let claim = Termination {
+        id: TerminationId::generate(),
+        provider: Provider::Twilio,
+        call_id: CallId::parse(CALL).unwrap(),
+        caller: None,
+        arrangement_id: None,
+        customer_ref: None,
+        agent: "contact-centre".into(),
+        reason: TerminationReason::Swearing,
+        warning_given: true,
+        warned_at: None,
+        notes: None,
+        terminated_at: now - chrono::Duration::minutes(5),
+        hangup: None,
+        hangup_detail: None,
+        claimed_until: now - chrono::Duration::minutes(4),
+        review: None,
+    };
+    let Claim::Created(t) = app.state.store.claim_termination(&claim).await.unwrap() else {
+        panic!("not created");
+    };
+    let got = wait_for_requests(&receiver, 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["id"], t.id.as_str());
+    assert_eq!(body["termination"]["hangup"]["result"], "already_ended");
+    assert_eq!(body["termination"]["caller"], CALLER);
+    let stored = app
+        .state
+        .store
+        .get_termination(&t.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored.is_provisional());
+    // A press now answers 200 with the finished record.
+    let (status, rec) = press(&app, CALL, abusive()).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec["id"], t.id.as_str());
+    assert_eq!(rec["reason"], "swearing");
+    assert_eq!(hangups(&twilio.received_requests().await.unwrap()), 1);
+    app.stop().await;
+}
