@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod messages;
+pub mod outbox;
 pub mod providers;
 pub mod retention;
 pub mod service;
@@ -122,13 +123,15 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Background tasks: cache invalidation across instances (and later the outbox, retention).
+/// Background tasks: cache invalidation across instances, the notification outbox (which
+/// also finishes interrupted terminations) (and later retention).
 fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let Some(t) = state.cache.spawn_change_listener() {
         tasks.push(t);
     }
     tasks.push(retention::spawn(state.clone()));
+    tasks.push(outbox::spawn(state));
     tasks
 }
 

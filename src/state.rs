@@ -27,6 +27,8 @@ pub struct App {
     /// overridden, `telnyx` is this same object, so terminations can look callers up.
     pub telnyx_calls: Arc<crate::providers::telnyx::TelnyxCalls>,
     pub metrics: Option<PrometheusHandle>,
+    /// Wakes the notification outbox worker; holds its back-off base.
+    pub outbox: Arc<crate::outbox::OutboxControl>,
     /// Cancelled when the process is shutting down.
     pub shutdown: CancellationToken,
 }
@@ -98,6 +100,7 @@ impl AppState {
             telnyx,
             telnyx_calls,
             metrics: crate::telemetry::prometheus(),
+            outbox: Arc::new(crate::outbox::OutboxControl::from_env()),
             shutdown: CancellationToken::new(),
         })))
     }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod evaluate;
 pub mod extract;
 pub mod openapi;
+pub mod terminations;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -33,6 +34,16 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(arrangements::history),
         )
         .route("/api/v1/decisions", get(decisions::list))
+        .route(
+            "/api/v1/calls/{provider}/{call_id}/terminate",
+            post(terminations::terminate),
+        )
+        .route("/api/v1/terminations", get(terminations::list))
+        .route("/api/v1/terminations/{id}", get(terminations::get_one))
+        .route(
+            "/api/v1/terminations/{id}/review",
+            post(terminations::review),
+        )
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -31,7 +31,12 @@ impl Modify for BearerAuth {
         crate::api::arrangements::revoke,
         crate::api::arrangements::history,
         crate::api::decisions::list,
+        crate::api::terminations::terminate,
+        crate::api::terminations::list,
+        crate::api::terminations::get_one,
+        crate::api::terminations::review,
     ),
+    components(schemas(crate::api::terminations::TerminationNotification)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

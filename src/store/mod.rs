@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod common;
 pub mod postgres;
 pub mod sqlite;
+pub mod terminations;
+
+pub use terminations::{
+    Claim, NewNotification, OutboxItem, Review, ReviewOutcome, ReviewStatus, Termination,
+    TerminationFilter, TerminationOutcome, TerminationReason, TerminationStore,
+};
 
 use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};
 use crate::engine::Decision;
@@ -241,8 +247,8 @@ pub trait CallLog: Send + Sync + 'static {
 }
 
 /// Everything the service needs from storage.
-pub trait Store: ArrangementStore + CallLog {}
-impl<T: ArrangementStore + CallLog> Store for T {}
+pub trait Store: ArrangementStore + CallLog + TerminationStore {}
+impl<T: ArrangementStore + CallLog + TerminationStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

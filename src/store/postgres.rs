@@ -21,11 +21,18 @@ use super::common::{
     list_limit, map_sqlx, normalise_arrangement, normalise_decision, now_ms, sorted_numbers,
     to_json, touched_numbers, trunc, RawArrangement, RawCall,
 };
+use super::terminations::{hangup_str, RawTermination, TERMINATION_COLUMNS};
 use super::{
     ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, DecideFn,
     DecisionFilter, DecisionLogEntry, NewCall, RecordedDecision, StoreError,
 };
-use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};
+use super::{
+    Claim, NewNotification, OutboxItem, Review, ReviewStatus, Termination, TerminationFilter,
+    TerminationOutcome, TerminationStore,
+};
+use crate::domain::{
+    Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, TerminationId,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -838,5 +845,340 @@ impl CallLog for PgStore {
             .await
             .map_err(map_sqlx)?;
         Ok(done.rows_affected())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminations and the notification outbox
+// ---------------------------------------------------------------------------------------------
+
+fn decode_termination(r: &PgRow) -> Result<Termination, StoreError> {
+    RawTermination {
+        id: r.try_get("id").map_err(map_sqlx)?,
+        provider: r.try_get("provider").map_err(map_sqlx)?,
+        call_id: r.try_get("call_id").map_err(map_sqlx)?,
+        caller: r.try_get("caller").map_err(map_sqlx)?,
+        arrangement_id: r.try_get("arrangement_id").map_err(map_sqlx)?,
+        customer_ref: r.try_get("customer_ref").map_err(map_sqlx)?,
+        agent: r.try_get("agent").map_err(map_sqlx)?,
+        reason: r.try_get("reason").map_err(map_sqlx)?,
+        warning_given: r.try_get("warning_given").map_err(map_sqlx)?,
+        warned_at: r.try_get("warned_at").map_err(map_sqlx)?,
+        notes: r.try_get("notes").map_err(map_sqlx)?,
+        terminated_at: r.try_get("terminated_at").map_err(map_sqlx)?,
+        hangup_result: r.try_get("hangup_result").map_err(map_sqlx)?,
+        hangup_detail: r.try_get("hangup_detail").map_err(map_sqlx)?,
+        claimed_until: r.try_get("claimed_until").map_err(map_sqlx)?,
+        review_outcome: r.try_get("review_outcome").map_err(map_sqlx)?,
+        reviewer: r.try_get("reviewer").map_err(map_sqlx)?,
+        review_notes: r.try_get("review_notes").map_err(map_sqlx)?,
+        reviewed_at: r.try_get("reviewed_at").map_err(map_sqlx)?,
+    }
+    .into_domain()
+}
+
+async fn pg_termination_by_id(
+    exec: impl sqlx::PgExecutor<'_>,
+    id: &str,
+) -> Result<Option<Termination>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {TERMINATION_COLUMNS} FROM terminations WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(exec)
+    .await
+    .map_err(map_sqlx)?;
+    row.map(|r| decode_termination(&r)).transpose()
+}
+
+#[async_trait]
+impl TerminationStore for PgStore {
+    async fn claim_termination(&self, t: &Termination) -> Result<Claim, StoreError> {
+        let mut t = t.clone();
+        t.terminated_at = trunc(t.terminated_at);
+        t.claimed_until = trunc(t.claimed_until);
+        t.warned_at = t.warned_at.map(trunc);
+        t.review = None;
+        let done = sqlx::query(&format!(
+            "INSERT INTO terminations ({TERMINATION_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL, NULL) \
+             ON CONFLICT (provider, call_id) DO NOTHING"
+        ))
+        .bind(t.id.as_str())
+        .bind(t.provider.as_str())
+        .bind(t.call_id.as_str())
+        .bind(t.caller.as_ref().map(|c| c.as_str().to_owned()))
+        .bind(t.arrangement_id.as_ref().map(|a| a.as_str().to_owned()))
+        .bind(t.customer_ref.clone())
+        .bind(t.agent.as_str())
+        .bind(t.reason.as_str())
+        .bind(t.warning_given)
+        .bind(t.warned_at)
+        .bind(t.notes.clone())
+        .bind(t.terminated_at)
+        .bind(hangup_str(t.hangup))
+        .bind(t.hangup_detail.clone())
+        .bind(t.claimed_until)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        if done.rows_affected() == 1 {
+            return Ok(Claim::Created(t));
+        }
+        self.find_termination(t.provider, &t.call_id)
+            .await?
+            .map(Claim::Existing)
+            .ok_or_else(|| StoreError::Internal("a claimed termination vanished".into()))
+    }
+
+    async fn lease_stale_termination(
+        &self,
+        id: &TerminationId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE terminations SET claimed_until = $1 \
+             WHERE id = $2 AND hangup_result = 'pending' AND claimed_until < $3",
+        )
+        .bind(trunc(until))
+        .bind(id.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn stale_terminations(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Termination>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TERMINATION_COLUMNS} FROM terminations \
+             WHERE hangup_result = 'pending' AND claimed_until < $1 \
+             ORDER BY terminated_at, id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(list_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_termination).collect()
+    }
+
+    async fn complete_termination(
+        &self,
+        id: &TerminationId,
+        outcome: &TerminationOutcome,
+        notification: Option<&NewNotification>,
+    ) -> Result<Termination, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let done = sqlx::query(
+            "UPDATE terminations SET caller = $1, arrangement_id = $2, customer_ref = $3, \
+             hangup_result = $4, hangup_detail = $5 \
+             WHERE id = $6 AND hangup_result = 'pending'",
+        )
+        .bind(outcome.caller.as_ref().map(|c| c.as_str().to_owned()))
+        .bind(
+            outcome
+                .arrangement_id
+                .as_ref()
+                .map(|a| a.as_str().to_owned()),
+        )
+        .bind(outcome.customer_ref.clone())
+        .bind(outcome.hangup.as_str())
+        .bind(outcome.hangup_detail.clone())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        if done.rows_affected() == 1 {
+            if let Some(n) = notification {
+                sqlx::query(
+                    "INSERT INTO termination_outbox \
+                     (termination_id, event, payload, attempts, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, 0, $4, $5) ON CONFLICT (termination_id, event) DO NOTHING",
+                )
+                .bind(id.as_str())
+                .bind(n.event.as_str())
+                .bind(n.payload.as_str())
+                .bind(trunc(n.due_at))
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            }
+        }
+        let stored = pg_termination_by_id(&mut *tx, id.as_str()).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        stored.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_termination(&self, id: &TerminationId) -> Result<Option<Termination>, StoreError> {
+        pg_termination_by_id(&self.pool, id.as_str()).await
+    }
+
+    async fn find_termination(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+    ) -> Result<Option<Termination>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TERMINATION_COLUMNS} FROM terminations WHERE provider = $1 AND call_id = $2"
+        ))
+        .bind(provider.as_str())
+        .bind(call_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(|r| decode_termination(&r)).transpose()
+    }
+
+    async fn list_terminations(
+        &self,
+        filter: &TerminationFilter,
+    ) -> Result<Vec<Termination>, StoreError> {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {TERMINATION_COLUMNS} FROM terminations WHERE 1 = 1"
+        ));
+        match filter.status {
+            Some(ReviewStatus::Pending) => {
+                qb.push(" AND review_outcome IS NULL");
+            }
+            Some(ReviewStatus::Reviewed) => {
+                qb.push(" AND review_outcome IS NOT NULL");
+            }
+            None => {}
+        }
+        if let Some(since) = filter.since {
+            qb.push(" AND terminated_at >= ").push_bind(since);
+        }
+        qb.push(" ORDER BY terminated_at DESC, id DESC LIMIT ")
+            .push_bind(list_limit(filter.limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(map_sqlx)?;
+        rows.iter().map(decode_termination).collect()
+    }
+
+    async fn review_termination(
+        &self,
+        id: &TerminationId,
+        review: &Review,
+    ) -> Result<Termination, StoreError> {
+        let done = sqlx::query(
+            "UPDATE terminations SET review_outcome = $1, reviewer = $2, review_notes = $3, \
+             reviewed_at = $4 WHERE id = $5 AND review_outcome IS NULL",
+        )
+        .bind(review.outcome.as_str())
+        .bind(review.reviewer.as_str())
+        .bind(review.notes.clone())
+        .bind(trunc(review.reviewed_at))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        match pg_termination_by_id(&self.pool, id.as_str()).await? {
+            None => Err(StoreError::NotFound),
+            Some(_) if done.rows_affected() == 0 => Err(StoreError::AlreadyReviewed),
+            Some(t) => Ok(t),
+        }
+    }
+
+    async fn purge_reviewed_terminations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM terminations WHERE review_outcome IS NOT NULL AND terminated_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn take_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE termination_outbox SET leased_until = $2 WHERE id IN ( \
+               SELECT id FROM termination_outbox \
+               WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+               AND (leased_until IS NULL OR leased_until < $1) \
+               ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, termination_id, event, payload, attempts",
+        )
+        .bind(now)
+        .bind(trunc(lease_until))
+        .bind(list_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let termination_id: String = r.try_get("termination_id").map_err(map_sqlx)?;
+            let attempts: i32 = r.try_get("attempts").map_err(map_sqlx)?;
+            items.push(OutboxItem {
+                id: r.try_get("id").map_err(map_sqlx)?,
+                termination_id: TerminationId::parse(&termination_id)
+                    .map_err(|_| StoreError::Internal("decoding a termination id".into()))?,
+                event: r.try_get("event").map_err(map_sqlx)?,
+                payload: r.try_get("payload").map_err(map_sqlx)?,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            });
+        }
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn notification_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE termination_outbox SET delivered_at = $1, leased_until = NULL WHERE id = $2",
+        )
+        .bind(trunc(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn notification_failed(
+        &self,
+        id: i64,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE termination_outbox SET attempts = attempts + 1, next_attempt_at = $1, \
+             leased_until = NULL, last_error = $2 WHERE id = $3",
+        )
+        .bind(trunc(retry_at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM termination_outbox WHERE delivered_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn release_leases_at_startup(
+        &self,
+        _started_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // Other instances may hold live leases: they run out on their own.
+        Ok(())
     }
 }

@@ -16,13 +16,20 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use super::common::{
     change_kind_str, decode_version, effective_end, encode_arrangement, is_unique_violation,
     list_limit, map_sqlx, normalise_arrangement, normalise_decision, now_ms, sorted_numbers,
-    to_json, RawArrangement, RawCall,
+    to_json, trunc, RawArrangement, RawCall,
 };
+use super::terminations::{hangup_str, RawTermination, TERMINATION_COLUMNS};
 use super::{
     ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, DecideFn,
     DecisionFilter, DecisionLogEntry, NewCall, RecordedDecision, StoreError,
 };
-use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};
+use super::{
+    Claim, NewNotification, OutboxItem, Review, ReviewStatus, Termination, TerminationFilter,
+    TerminationOutcome, TerminationStore,
+};
+use crate::domain::{
+    Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, TerminationId,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -674,5 +681,376 @@ impl CallLog for SqliteStore {
             .await
             .map_err(map_sqlx)?;
         Ok(done.rows_affected())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminations and the notification outbox
+// ---------------------------------------------------------------------------------------------
+
+fn decode_termination(r: &SqliteRow) -> Result<Termination, StoreError> {
+    let opt_ms = |col: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        r.try_get::<Option<i64>, _>(col)
+            .map_err(map_sqlx)?
+            .map(from_ms)
+            .transpose()
+    };
+    RawTermination {
+        id: r.try_get("id").map_err(map_sqlx)?,
+        provider: r.try_get("provider").map_err(map_sqlx)?,
+        call_id: r.try_get("call_id").map_err(map_sqlx)?,
+        caller: r.try_get("caller").map_err(map_sqlx)?,
+        arrangement_id: r.try_get("arrangement_id").map_err(map_sqlx)?,
+        customer_ref: r.try_get("customer_ref").map_err(map_sqlx)?,
+        agent: r.try_get("agent").map_err(map_sqlx)?,
+        reason: r.try_get("reason").map_err(map_sqlx)?,
+        warning_given: r.try_get("warning_given").map_err(map_sqlx)?,
+        warned_at: opt_ms("warned_at")?,
+        notes: r.try_get("notes").map_err(map_sqlx)?,
+        terminated_at: from_ms(r.try_get("terminated_at").map_err(map_sqlx)?)?,
+        hangup_result: r.try_get("hangup_result").map_err(map_sqlx)?,
+        hangup_detail: r.try_get("hangup_detail").map_err(map_sqlx)?,
+        claimed_until: from_ms(r.try_get("claimed_until").map_err(map_sqlx)?)?,
+        review_outcome: r.try_get("review_outcome").map_err(map_sqlx)?,
+        reviewer: r.try_get("reviewer").map_err(map_sqlx)?,
+        review_notes: r.try_get("review_notes").map_err(map_sqlx)?,
+        reviewed_at: opt_ms("reviewed_at")?,
+    }
+    .into_domain()
+}
+
+impl SqliteStore {
+    async fn termination_by<'e, E>(
+        exec: E,
+        column: &str,
+        a: &str,
+        b: Option<&str>,
+    ) -> Result<Option<Termination>, StoreError>
+    where
+        E: sqlx::SqliteExecutor<'e>,
+    {
+        let sql = match b {
+            None => format!("SELECT {TERMINATION_COLUMNS} FROM terminations WHERE {column} = ?"),
+            Some(_) => format!(
+                "SELECT {TERMINATION_COLUMNS} FROM terminations WHERE provider = ? AND call_id = ?"
+            ),
+        };
+        let mut q = sqlx::query(&sql).bind(a.to_owned());
+        if let Some(b) = b {
+            q = q.bind(b.to_owned());
+        }
+        let row = q.fetch_optional(exec).await.map_err(map_sqlx)?;
+        row.map(|r| decode_termination(&r)).transpose()
+    }
+}
+
+#[async_trait]
+impl TerminationStore for SqliteStore {
+    async fn claim_termination(&self, t: &Termination) -> Result<Claim, StoreError> {
+        let mut t = t.clone();
+        t.terminated_at = trunc(t.terminated_at);
+        t.claimed_until = trunc(t.claimed_until);
+        t.warned_at = t.warned_at.map(trunc);
+        let done = sqlx::query(&format!(
+            "INSERT INTO terminations ({TERMINATION_COLUMNS}) VALUES \
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL) \
+             ON CONFLICT (provider, call_id) DO NOTHING"
+        ))
+        .bind(t.id.as_str())
+        .bind(t.provider.as_str())
+        .bind(t.call_id.as_str())
+        .bind(t.caller.as_ref().map(|c| c.as_str().to_owned()))
+        .bind(t.arrangement_id.as_ref().map(|a| a.as_str().to_owned()))
+        .bind(t.customer_ref.clone())
+        .bind(t.agent.as_str())
+        .bind(t.reason.as_str())
+        .bind(t.warning_given)
+        .bind(t.warned_at.map(ms))
+        .bind(t.notes.clone())
+        .bind(ms(t.terminated_at))
+        .bind(hangup_str(t.hangup))
+        .bind(t.hangup_detail.clone())
+        .bind(ms(t.claimed_until))
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        if done.rows_affected() == 1 {
+            t.review = None;
+            return Ok(Claim::Created(t));
+        }
+        Self::termination_by(
+            &self.pool,
+            "",
+            t.provider.as_str(),
+            Some(t.call_id.as_str()),
+        )
+        .await?
+        .map(Claim::Existing)
+        .ok_or_else(|| StoreError::Internal("a claimed termination vanished".into()))
+    }
+
+    async fn lease_stale_termination(
+        &self,
+        id: &TerminationId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE terminations SET claimed_until = ? \
+             WHERE id = ? AND hangup_result = 'pending' AND claimed_until < ?",
+        )
+        .bind(ms(until))
+        .bind(id.as_str())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn stale_terminations(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Termination>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TERMINATION_COLUMNS} FROM terminations \
+             WHERE hangup_result = 'pending' AND claimed_until < ? \
+             ORDER BY terminated_at, id LIMIT ?"
+        ))
+        .bind(ms(now))
+        .bind(list_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_termination).collect()
+    }
+
+    async fn complete_termination(
+        &self,
+        id: &TerminationId,
+        outcome: &TerminationOutcome,
+        notification: Option<&NewNotification>,
+    ) -> Result<Termination, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let done = sqlx::query(
+            "UPDATE terminations SET caller = ?, arrangement_id = ?, customer_ref = ?, \
+             hangup_result = ?, hangup_detail = ? \
+             WHERE id = ? AND hangup_result = 'pending'",
+        )
+        .bind(outcome.caller.as_ref().map(|c| c.as_str().to_owned()))
+        .bind(
+            outcome
+                .arrangement_id
+                .as_ref()
+                .map(|a| a.as_str().to_owned()),
+        )
+        .bind(outcome.customer_ref.clone())
+        .bind(outcome.hangup.as_str())
+        .bind(outcome.hangup_detail.clone())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        if done.rows_affected() == 1 {
+            if let Some(n) = notification {
+                let now = ms(now_ms());
+                sqlx::query(
+                    "INSERT INTO termination_outbox \
+                     (termination_id, event, payload, attempts, next_attempt_at, created_at) \
+                     VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (termination_id, event) DO NOTHING",
+                )
+                .bind(id.as_str())
+                .bind(n.event.as_str())
+                .bind(n.payload.as_str())
+                .bind(ms(n.due_at))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            }
+        }
+        let stored = Self::termination_by(&mut *tx, "id", id.as_str(), None).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        stored.ok_or(StoreError::NotFound)
+    }
+
+    async fn get_termination(&self, id: &TerminationId) -> Result<Option<Termination>, StoreError> {
+        Self::termination_by(&self.pool, "id", id.as_str(), None).await
+    }
+
+    async fn find_termination(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+    ) -> Result<Option<Termination>, StoreError> {
+        Self::termination_by(&self.pool, "", provider.as_str(), Some(call_id.as_str())).await
+    }
+
+    async fn list_terminations(
+        &self,
+        filter: &TerminationFilter,
+    ) -> Result<Vec<Termination>, StoreError> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {TERMINATION_COLUMNS} FROM terminations WHERE 1 = 1"
+        ));
+        match filter.status {
+            Some(ReviewStatus::Pending) => {
+                qb.push(" AND review_outcome IS NULL");
+            }
+            Some(ReviewStatus::Reviewed) => {
+                qb.push(" AND review_outcome IS NOT NULL");
+            }
+            None => {}
+        }
+        if let Some(since) = filter.since {
+            qb.push(" AND terminated_at >= ").push_bind(ms(since));
+        }
+        qb.push(" ORDER BY terminated_at DESC, id DESC LIMIT ")
+            .push_bind(list_limit(filter.limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(map_sqlx)?;
+        rows.iter().map(decode_termination).collect()
+    }
+
+    async fn review_termination(
+        &self,
+        id: &TerminationId,
+        review: &Review,
+    ) -> Result<Termination, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let done = sqlx::query(
+            "UPDATE terminations SET review_outcome = ?, reviewer = ?, review_notes = ?, \
+             reviewed_at = ? WHERE id = ? AND review_outcome IS NULL",
+        )
+        .bind(review.outcome.as_str())
+        .bind(review.reviewer.as_str())
+        .bind(review.notes.clone())
+        .bind(ms(review.reviewed_at))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let stored = Self::termination_by(&mut *tx, "id", id.as_str(), None).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        match stored {
+            None => Err(StoreError::NotFound),
+            Some(_) if done.rows_affected() == 0 => Err(StoreError::AlreadyReviewed),
+            Some(t) => Ok(t),
+        }
+    }
+
+    async fn purge_reviewed_terminations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM terminations WHERE review_outcome IS NOT NULL AND terminated_at < ?",
+        )
+        .bind(ms(before))
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn take_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let rows = sqlx::query(
+            "SELECT id, termination_id, event, payload, attempts FROM termination_outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= ? \
+             AND (leased_until IS NULL OR leased_until < ?) \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(list_limit(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get("id").map_err(map_sqlx)?;
+            let termination_id: String = r.try_get("termination_id").map_err(map_sqlx)?;
+            let attempts: i64 = r.try_get("attempts").map_err(map_sqlx)?;
+            sqlx::query("UPDATE termination_outbox SET leased_until = ? WHERE id = ?")
+                .bind(ms(lease_until))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            items.push(OutboxItem {
+                id,
+                termination_id: TerminationId::parse(&termination_id)
+                    .map_err(|_| StoreError::Internal("decoding a termination id".into()))?,
+                event: r.try_get("event").map_err(map_sqlx)?,
+                payload: r.try_get("payload").map_err(map_sqlx)?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            });
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(items)
+    }
+
+    async fn notification_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE termination_outbox SET delivered_at = ?, leased_until = NULL WHERE id = ?",
+        )
+        .bind(ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn notification_failed(
+        &self,
+        id: i64,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE termination_outbox SET attempts = attempts + 1, next_attempt_at = ?, \
+             leased_until = NULL, last_error = ? WHERE id = ?",
+        )
+        .bind(ms(retry_at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM termination_outbox WHERE delivered_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn release_leases_at_startup(&self, started_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        sqlx::query(
+            "UPDATE termination_outbox SET leased_until = NULL WHERE leased_until IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        sqlx::query(
+            "UPDATE terminations SET claimed_until = 0 \
+             WHERE hangup_result = 'pending' AND terminated_at < ?",
+        )
+        .bind(ms(started_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(())
     }
 }

@@ -10,4 +10,5 @@ mod scale_out;
 mod storage;
 mod support;
 mod telnyx;
+mod terminations;
 mod twilio;

@@ -173,3 +173,113 @@ impl CallLog for SlowStore {
         self.inner.purge_decisions(before).await
     }
 }
+
+/// Pass every `TerminationStore` call through to `self.inner` (for test store wrappers that
+/// only tamper with arrangements and calls).
+#[macro_export]
+macro_rules! delegate_termination_store {
+    ($t:ty) => {
+        #[async_trait::async_trait]
+        impl fairline::store::TerminationStore for $t {
+            async fn claim_termination(
+                &self,
+                t: &fairline::store::Termination,
+            ) -> Result<fairline::store::Claim, StoreError> {
+                self.inner.claim_termination(t).await
+            }
+            async fn lease_stale_termination(
+                &self,
+                id: &fairline::domain::TerminationId,
+                now: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                self.inner.lease_stale_termination(id, now, until).await
+            }
+            async fn stale_terminations(
+                &self,
+                now: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<fairline::store::Termination>, StoreError> {
+                self.inner.stale_terminations(now, limit).await
+            }
+            async fn complete_termination(
+                &self,
+                id: &fairline::domain::TerminationId,
+                outcome: &fairline::store::TerminationOutcome,
+                notification: Option<&fairline::store::NewNotification>,
+            ) -> Result<fairline::store::Termination, StoreError> {
+                self.inner
+                    .complete_termination(id, outcome, notification)
+                    .await
+            }
+            async fn get_termination(
+                &self,
+                id: &fairline::domain::TerminationId,
+            ) -> Result<Option<fairline::store::Termination>, StoreError> {
+                self.inner.get_termination(id).await
+            }
+            async fn find_termination(
+                &self,
+                provider: Provider,
+                call_id: &CallId,
+            ) -> Result<Option<fairline::store::Termination>, StoreError> {
+                self.inner.find_termination(provider, call_id).await
+            }
+            async fn list_terminations(
+                &self,
+                f: &fairline::store::TerminationFilter,
+            ) -> Result<Vec<fairline::store::Termination>, StoreError> {
+                self.inner.list_terminations(f).await
+            }
+            async fn review_termination(
+                &self,
+                id: &fairline::domain::TerminationId,
+                review: &fairline::store::Review,
+            ) -> Result<fairline::store::Termination, StoreError> {
+                self.inner.review_termination(id, review).await
+            }
+            async fn purge_reviewed_terminations(
+                &self,
+                before: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                self.inner.purge_reviewed_terminations(before).await
+            }
+            async fn take_due_notifications(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<fairline::store::OutboxItem>, StoreError> {
+                self.inner
+                    .take_due_notifications(now, lease_until, limit)
+                    .await
+            }
+            async fn notification_delivered(
+                &self,
+                id: i64,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                self.inner.notification_delivered(id, at).await
+            }
+            async fn notification_failed(
+                &self,
+                id: i64,
+                retry_at: DateTime<Utc>,
+                error: &str,
+            ) -> Result<(), StoreError> {
+                self.inner.notification_failed(id, retry_at, error).await
+            }
+            async fn outbox_depth(&self) -> Result<u64, StoreError> {
+                self.inner.outbox_depth().await
+            }
+            async fn release_leases_at_startup(
+                &self,
+                started_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                self.inner.release_leases_at_startup(started_at).await
+            }
+        }
+    };
+}
+
+delegate_termination_store!(SlowStore);

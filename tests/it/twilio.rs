@@ -593,6 +593,8 @@ enum Fault {
     Hang = 2,
 }
 
+crate::delegate_termination_store!(FaultyStore);
+
 /// A store wrapper that fails on demand.
 struct FaultyStore {
     inner: Arc<dyn Store>,
