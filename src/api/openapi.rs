@@ -31,11 +31,18 @@ impl Modify for BearerAuth {
         crate::api::arrangements::revoke,
         crate::api::arrangements::history,
         crate::api::decisions::list,
+        openapi_json,
     ),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
+/// The OpenAPI 3.1 document of `/api/v1` (no token needed).
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

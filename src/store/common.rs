@@ -28,10 +28,6 @@ pub(crate) fn trunc(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(3)
 }
 
-pub(crate) fn now_ms() -> DateTime<Utc> {
-    trunc(Utc::now())
-}
-
 pub(crate) fn normalise_arrangement(a: &Arrangement) -> Arrangement {
     let mut a = a.clone();
     a.starts_at = trunc(a.starts_at);

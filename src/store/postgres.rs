@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::{
     change_kind_str, decode_version, effective_end, encode_arrangement, is_unique_violation,
-    list_limit, map_sqlx, normalise_arrangement, normalise_decision, now_ms, sorted_numbers,
-    to_json, touched_numbers, trunc, RawArrangement, RawCall,
+    list_limit, map_sqlx, normalise_arrangement, normalise_decision, sorted_numbers, to_json,
+    touched_numbers, trunc, RawArrangement, RawCall,
 };
 use super::{
     ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, DecideFn,
@@ -496,11 +496,10 @@ impl ArrangementStore for PgStore {
         arrangement: &Arrangement,
         actor: &str,
     ) -> Result<Arrangement, StoreError> {
-        let now = now_ms();
+        // The caller's clock stamps the change (the API's `Clock`, pinned in tests).
         let mut a = normalise_arrangement(arrangement);
         a.version = 1;
-        a.created_at = now;
-        a.updated_at = now;
+        a.created_at = a.updated_at;
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         Self::lock_numbers(&mut tx, &a.phone_numbers).await?;
         Self::check_numbers(&mut tx, &a).await?;
@@ -590,7 +589,6 @@ impl ArrangementStore for PgStore {
         let mut a = normalise_arrangement(arrangement);
         a.version = current.version + 1;
         a.created_at = current.created_at;
-        a.updated_at = now_ms();
         a.revoked_at = current.revoked_at;
         a.revoked_reason = current.revoked_reason.clone();
         Self::lock_numbers(&mut tx, &a.phone_numbers).await?;
@@ -620,7 +618,7 @@ impl ArrangementStore for PgStore {
         }
         let mut a = current.clone();
         a.version = current.version + 1;
-        a.updated_at = now_ms();
+        a.updated_at = trunc(at);
         a.revoked_at = Some(trunc(at));
         a.revoked_reason = Some(reason.to_owned());
         Self::write_arrangement(&mut tx, &a, false).await?;
