@@ -123,7 +123,10 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
 /// Background tasks: cache invalidation across instances (and later the outbox, retention).
 fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let Some(t) = state.cache.spawn_change_listener() {
+    if let Some(t) = state
+        .cache
+        .spawn_change_listener_until(state.shutdown.clone())
+    {
         tasks.push(t);
     }
     tasks

@@ -3,5 +3,6 @@
 
 mod api;
 mod app;
+mod scale;
 mod storage;
 mod support;
