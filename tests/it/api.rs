@@ -1570,3 +1570,32 @@ fn cli_token_hash_prints_sha256_of_stdin() {
         assert_eq!(line.trim_end(), fairline::config::hash_token(AGENT_TOKEN));
     }
 }
+
+#[tokio::test]
+async fn api_concurrent_updates_with_the_same_if_match_one_wins() {
+    let app = TestApp::spawn("").await;
+    let created = app.create_arrangement(fixture("allowance")).await;
+    let path = format!("/api/v1/arrangements/{}", created["id"].as_str().unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let req = app
+            .manager(Method::PUT, &path)
+            .header("if-match", "\"1\"")
+            .json(&with(
+                fixture("allowance"),
+                json!({"customer_name": format!("writer {i}")}),
+            ));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 412, 412, 412, 412, 412, 412, 412]);
+    let h = get_json(&app, &format!("{path}/history")).await;
+    assert_eq!(h["items"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
