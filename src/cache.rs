@@ -171,11 +171,24 @@ impl ArrangementCache {
     /// Follow the store's change notifications (PostgreSQL), invalidating what changed; `None`
     /// when the store has none (SQLite: the API invalidates locally).
     pub fn spawn_change_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.spawn_change_listener_until(tokio_util::sync::CancellationToken::new())
+    }
+
+    /// As [`Self::spawn_change_listener`], ending when `shutdown` is cancelled (the store's
+    /// sender lives as long as the store, so the channel alone would never close).
+    pub fn spawn_change_listener_until(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let mut rx = self.inner.store.subscribe_changes()?;
         let cache = self.clone();
         Some(tokio::spawn(async move {
             loop {
-                match rx.recv().await {
+                let received = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = rx.recv() => r,
+                };
+                match received {
                     Ok(Some(numbers)) => cache.invalidate(&numbers).await,
                     Ok(None) => cache.invalidate_all(),
                     Err(RecvError::Lagged(missed)) => {

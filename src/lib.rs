@@ -127,7 +127,10 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
 /// also finishes interrupted terminations) (and later retention).
 fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let Some(t) = state.cache.spawn_change_listener() {
+    if let Some(t) = state
+        .cache
+        .spawn_change_listener_until(state.shutdown.clone())
+    {
         tasks.push(t);
     }
     tasks.push(retention::spawn(state.clone()));

@@ -38,11 +38,16 @@ pub async fn sweep(
     Ok(swept)
 }
 
+/// Only reviewed terminations are deleted: a pending one waits for its review however old.
 async fn purge_terminations(
-    _state: &AppState,
-    _now: DateTime<Utc>,
+    state: &AppState,
+    now: DateTime<Utc>,
 ) -> Result<u64, crate::store::StoreError> {
-    Ok(0)
+    let days = i64::from(state.config.retention.termination_days);
+    state
+        .store
+        .purge_reviewed_terminations(now - chrono::Duration::days(days))
+        .await
 }
 
 /// Run a sweep shortly after start and then every [`SWEEP_EVERY`], until shutdown.

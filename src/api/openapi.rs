@@ -35,12 +35,19 @@ impl Modify for BearerAuth {
         crate::api::terminations::list,
         crate::api::terminations::get_one,
         crate::api::terminations::review,
+        openapi_json,
     ),
     components(schemas(crate::api::terminations::TerminationNotification)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
+/// The OpenAPI 3.1 document of `/api/v1` (no token needed).
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

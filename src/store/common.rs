@@ -28,6 +28,7 @@ pub(crate) fn trunc(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(3)
 }
 
+/// The wall-clock time, to the millisecond (for operational rows such as the outbox).
 pub(crate) fn now_ms() -> DateTime<Utc> {
     trunc(Utc::now())
 }

@@ -150,7 +150,8 @@ pub trait ArrangementStore: Send + Sync + 'static {
     /// Is the store reachable?
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Insert a new arrangement (version 1) and its first history entry. `NumberInUse` when one
+    /// Insert a new arrangement (version 1) and its first history entry, stamped with the
+    /// arrangement's `updated_at` (the caller's clock; `created_at` is set to it). `NumberInUse` when one
     /// of its numbers belongs to another arrangement whose in-force period overlaps and is
     /// not revoked.
     async fn create_arrangement(
@@ -167,7 +168,8 @@ pub trait ArrangementStore: Send + Sync + 'static {
     ) -> Result<Vec<Arrangement>, StoreError>;
 
     /// Replace an arrangement if its stored version is `expected_version`; the stored version
-    /// becomes `expected_version + 1`. `VersionMismatch`, `NotFound`, `NumberInUse`.
+    /// becomes `expected_version + 1`, stamped with the arrangement's `updated_at` (the caller's
+    /// clock). `VersionMismatch`, `NotFound`, `NumberInUse`.
     async fn update_arrangement(
         &self,
         arrangement: &Arrangement,
@@ -175,7 +177,7 @@ pub trait ArrangementStore: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Arrangement, StoreError>;
 
-    /// Revoke from `at`; a new version with `revoked_at` and `revoked_reason`.
+    /// Revoke from `at`; a new version with `revoked_at` and `revoked_reason`, stamped `at`.
     async fn revoke_arrangement(
         &self,
         id: &ArrangementId,

@@ -503,11 +503,10 @@ impl ArrangementStore for PgStore {
         arrangement: &Arrangement,
         actor: &str,
     ) -> Result<Arrangement, StoreError> {
-        let now = now_ms();
+        // The caller's clock stamps the change (the API's `Clock`, pinned in tests).
         let mut a = normalise_arrangement(arrangement);
         a.version = 1;
-        a.created_at = now;
-        a.updated_at = now;
+        a.created_at = a.updated_at;
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         Self::lock_numbers(&mut tx, &a.phone_numbers).await?;
         Self::check_numbers(&mut tx, &a).await?;
@@ -597,7 +596,6 @@ impl ArrangementStore for PgStore {
         let mut a = normalise_arrangement(arrangement);
         a.version = current.version + 1;
         a.created_at = current.created_at;
-        a.updated_at = now_ms();
         a.revoked_at = current.revoked_at;
         a.revoked_reason = current.revoked_reason.clone();
         Self::lock_numbers(&mut tx, &a.phone_numbers).await?;
@@ -627,7 +625,7 @@ impl ArrangementStore for PgStore {
         }
         let mut a = current.clone();
         a.version = current.version + 1;
-        a.updated_at = now_ms();
+        a.updated_at = trunc(at);
         a.revoked_at = Some(trunc(at));
         a.revoked_reason = Some(reason.to_owned());
         Self::write_arrangement(&mut tx, &a, false).await?;

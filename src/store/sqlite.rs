@@ -352,11 +352,10 @@ impl ArrangementStore for SqliteStore {
         arrangement: &Arrangement,
         actor: &str,
     ) -> Result<Arrangement, StoreError> {
-        let now = now_ms();
+        // The caller's clock stamps the change (the API's `Clock`, pinned in tests).
         let mut a = normalise_arrangement(arrangement);
         a.version = 1;
-        a.created_at = now;
-        a.updated_at = now;
+        a.created_at = a.updated_at;
         let mut tx = self.begin_immediate().await?;
         Self::check_numbers(&mut tx, &a).await?;
         Self::write_arrangement(&mut tx, &a, true).await?;
@@ -444,7 +443,6 @@ impl ArrangementStore for SqliteStore {
         let mut a = normalise_arrangement(arrangement);
         a.version = current.version + 1;
         a.created_at = current.created_at;
-        a.updated_at = now_ms();
         a.revoked_at = current.revoked_at;
         a.revoked_reason = current.revoked_reason.clone();
         Self::check_numbers(&mut tx, &a).await?;
@@ -471,7 +469,7 @@ impl ArrangementStore for SqliteStore {
         }
         let mut a = current.clone();
         a.version = current.version + 1;
-        a.updated_at = now_ms();
+        a.updated_at = super::common::trunc(at);
         a.revoked_at = Some(super::common::trunc(at));
         a.revoked_reason = Some(reason.to_owned());
         Self::write_arrangement(&mut tx, &a, false).await?;

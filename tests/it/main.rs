@@ -1,11 +1,13 @@
 //! The one integration-test binary: real servers on port 0, real databases, fake platforms.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
 mod app;
 mod logs;
 mod ops;
 mod procs;
 mod robustness;
+mod scale;
 mod scale_out;
 mod storage;
 mod support;
