@@ -1,4 +1,4 @@
--- Shared by every wrk run in bench/twilio-webhook.sh: POST a form body, print one parseable line.
+-- Shared by every wrk run in bench/run.sh: POST a form body, print one parseable line.
 -- BODY_FILE (env) holds the form body; when UNIQUE_SID=1 every request gets its own CallSid.
 local body_template
 local unique = os.getenv("UNIQUE_SID") == "1"

@@ -1,4 +1,4 @@
-//! A baseline for `bench/twilio-webhook.sh`: an axum server that answers every
+//! A baseline for `bench/run.sh`: an axum server that answers every
 //! `POST /webhooks/twilio/voice` with a fixed TwiML document, after reading the body the same
 //! way Fairline does. Not part of the production router.
 //!

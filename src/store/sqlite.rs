@@ -48,6 +48,10 @@ const CALL_COLUMNS: &str = "provider, call_id, number, arrangement_id, arrangeme
 /// An SQLite-backed store.
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Queueing writers here, in arrival order, keeps them off
+    /// SQLite's busy handler, whose growing sleeps (up to 100 ms each) made tail latency under
+    /// concurrent writes hundreds of milliseconds.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -101,7 +105,10 @@ impl SqliteStore {
             tracing::error!(error = %e, "sqlite migrations failed");
             StoreError::Internal("database migration failed".into())
         })?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Close the pool: every later call fails with `Unavailable` (used at shutdown and in tests).
@@ -109,11 +116,24 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
+    /// A write transaction, and this process's turn as SQLite's writer (held until the guard
+    /// is dropped, after the commit).
+    async fn begin_immediate(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedMutexGuard<()>,
+            Transaction<'static, Sqlite>,
+        ),
+        StoreError,
+    > {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(map_sqlx)
+            .map_err(map_sqlx)?;
+        Ok((turn, tx))
     }
 
     /// `NumberInUse` if any number of `a` belongs to another arrangement whose in-force period
@@ -356,7 +376,7 @@ impl ArrangementStore for SqliteStore {
         let mut a = normalise_arrangement(arrangement);
         a.version = 1;
         a.created_at = a.updated_at;
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         Self::check_numbers(&mut tx, &a).await?;
         Self::write_arrangement(&mut tx, &a, true).await?;
         Self::write_numbers(&mut tx, &a).await?;
@@ -431,7 +451,7 @@ impl ArrangementStore for SqliteStore {
         expected_version: i64,
         actor: &str,
     ) -> Result<Arrangement, StoreError> {
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         let current = Self::fetch_arrangement(&mut tx, &arrangement.id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -460,7 +480,7 @@ impl ArrangementStore for SqliteStore {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<Arrangement, StoreError> {
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         let current = Self::fetch_arrangement(&mut tx, id)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -538,7 +558,7 @@ impl CallLog for SqliteStore {
         call: NewCall,
         decide: DecideFn,
     ) -> Result<RecordedDecision, StoreError> {
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         let known = sqlx::query("SELECT id FROM arrangements WHERE id = ?")
             .bind(call.arrangement.id.as_str())
             .fetch_optional(&mut *tx)
@@ -830,7 +850,7 @@ impl TerminationStore for SqliteStore {
         outcome: &TerminationOutcome,
         notification: Option<&NewNotification>,
     ) -> Result<Termination, StoreError> {
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         let done = sqlx::query(
             "UPDATE terminations SET caller = ?, arrangement_id = ?, customer_ref = ?, \
              hangup_result = ?, hangup_detail = ? \
@@ -915,7 +935,7 @@ impl TerminationStore for SqliteStore {
         id: &TerminationId,
         review: &Review,
     ) -> Result<Termination, StoreError> {
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         let done = sqlx::query(
             "UPDATE terminations SET review_outcome = ?, reviewer = ?, review_notes = ?, \
              reviewed_at = ? WHERE id = ? AND review_outcome IS NULL",
@@ -954,7 +974,7 @@ impl TerminationStore for SqliteStore {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         let rows = sqlx::query(
             "SELECT id, termination_id, event, payload, attempts FROM termination_outbox \
              WHERE delivered_at IS NULL AND next_attempt_at <= ? \
@@ -1033,7 +1053,7 @@ impl TerminationStore for SqliteStore {
     }
 
     async fn release_leases_at_startup(&self, started_at: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.begin_immediate().await?;
+        let (_turn, mut tx) = self.begin_immediate().await?;
         sqlx::query(
             "UPDATE termination_outbox SET leased_until = NULL WHERE leased_until IS NOT NULL",
         )

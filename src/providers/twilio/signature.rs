@@ -309,33 +309,35 @@ fn decode_strict(body: &[u8]) -> Result<Vec<(String, String)>, SignatureError> {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, SignatureError> {
-    let plus_as_space: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let bytes: Vec<u8> = percent_decode(&plus_as_space);
-    String::from_utf8(bytes)
-        .map_err(|_| SignatureError::MalformedBody("a field is not UTF-8 once decoded".into()))
-}
-
-/// Percent-decoding as `form_urlencoded` does it: a `%` not followed by two hex digits is kept.
-fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    // One pass: `+` is a space, `%XY` a byte, a `%` not followed by two hex digits is kept (a
+    // `%2B` decodes to a plus that is not turned into a space).
+    let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        if raw[i] == b'%' && i + 2 < raw.len() {
-            let hi = (raw[i + 1] as char).to_digit(16);
-            let lo = (raw[i + 2] as char).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
+        match raw[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b => {
+                out.push(b);
+                i += 1;
             }
         }
-        out.push(raw[i]);
-        i += 1;
     }
-    out
+    String::from_utf8(out)
+        .map_err(|_| SignatureError::MalformedBody("a field is not UTF-8 once decoded".into()))
 }
 
 /// The two forms of a URL Twilio may have signed: with the port (`:443`/`:80` added when
