@@ -608,6 +608,7 @@ pub async fn terminate(
     let (Some(call_id), Some(input)) = (call_id, input) else {
         return Err(ApiError::Validation(errors));
     };
+    tracing::Span::current().record("call_id", call_id.as_str());
     let claim = Termination {
         id: TerminationId::generate(),
         provider,
