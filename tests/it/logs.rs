@@ -190,6 +190,12 @@ async fn a_full_run_logs_no_numbers_tokens_or_signatures() {
             "not a JSON log line: {line}"
         );
     }
+    // Request spans carry the request id and the provider call id.
+    assert!(
+        text.lines().any(|l| l.contains("\"request_id\"")
+            && l.contains("\"call_id\":\"CA00000000000000000000000000000003\"")),
+        "no log line carries the request span with its call id"
+    );
     let mut forbidden: Vec<String> = vec![
         "2920123456".into(),
         "2920 123456".into(),
