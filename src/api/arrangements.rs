@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
+use crate::api::query::QueryFields;
 use crate::domain::{
     Allowance, AllowancePeriod, Arrangement, ArrangementId, ArrangementKind, ArrangementStatus,
     Day, LanguageSetting, LocalTime, PhoneNumber, StaffId, Window,
@@ -657,51 +658,22 @@ pub async fn list(
 ) -> ApiResult<Json<ArrangementList>> {
     principal.require_manager()?;
     let now = state.clock.now();
-    let mut errors = Vec::new();
-    let phone = match q.phone.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => match PhoneNumber::parse(raw) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                errors.push(FieldError::new("phone", "is not a phone number"));
-                None
-            }
-        },
-    };
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some("scheduled") => Some(ArrangementStatus::Scheduled),
-        Some("active") => Some(ArrangementStatus::Active),
-        Some("expired") => Some(ArrangementStatus::Expired),
-        Some("revoked") => Some(ArrangementStatus::Revoked),
-        Some(_) => {
-            errors.push(FieldError::new(
-                "status",
-                "must be scheduled, active, expired or revoked",
-            ));
-            None
-        }
-    };
-    let review_due_before = match q.review_due_before.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            Ok(d) => Some(d),
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "review_due_before",
-                    "must be a date YYYY-MM-DD",
-                ));
-                None
-            }
-        },
-    };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        errors.push(FieldError::new("limit", "must be from 1 to 1000"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let mut fields = QueryFields::new();
+    let phone = fields.phone("phone", q.phone.as_deref());
+    let status = fields.choice(
+        "status",
+        q.status.as_deref(),
+        &[
+            ("scheduled", ArrangementStatus::Scheduled),
+            ("active", ArrangementStatus::Active),
+            ("expired", ArrangementStatus::Expired),
+            ("revoked", ArrangementStatus::Revoked),
+        ],
+        "must be scheduled, active, expired or revoked",
+    );
+    let review_due_before = fields.date("review_due_before", q.review_due_before.as_deref());
+    let limit = fields.limit(q.limit);
+    fields.finish()?;
     let items = state
         .store
         .list_arrangements(&ArrangementFilter {

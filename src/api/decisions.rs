@@ -5,9 +5,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::error::ApiResult;
 use crate::api::extract::Principal;
-use crate::domain::PhoneNumber;
+use crate::api::query::QueryFields;
 use crate::state::AppState;
 use crate::store::{DecisionFilter, DecisionLogEntry};
 
@@ -70,17 +70,6 @@ pub struct DecisionList {
     pub items: Vec<DecisionView>,
 }
 
-fn instant(raw: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
-    let raw = raw.filter(|s| !s.is_empty())?;
-    match DateTime::parse_from_rfc3339(raw) {
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        Err(_) => {
-            errors.push(FieldError::new(field, "must be an RFC 3339 instant"));
-            None
-        }
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/decisions",
@@ -98,26 +87,12 @@ pub async fn list(
     Query(q): Query<DecisionQuery>,
 ) -> ApiResult<Json<DecisionList>> {
     principal.require_manager()?;
-    let mut errors = Vec::new();
-    let phone = match q.phone.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => match PhoneNumber::parse(raw) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                errors.push(FieldError::new("phone", "is not a phone number"));
-                None
-            }
-        },
-    };
-    let since = instant(q.since.as_deref(), "since", &mut errors);
-    let until = instant(q.until.as_deref(), "until", &mut errors);
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        errors.push(FieldError::new("limit", "must be from 1 to 1000"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let mut fields = QueryFields::new();
+    let phone = fields.phone("phone", q.phone.as_deref());
+    let since = fields.instant("since", q.since.as_deref());
+    let until = fields.instant("until", q.until.as_deref());
+    let limit = fields.limit(q.limit);
+    fields.finish()?;
     let rows = state
         .store
         .list_decisions(&DecisionFilter {

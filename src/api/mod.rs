@@ -6,6 +6,7 @@ pub mod error;
 pub mod evaluate;
 pub mod extract;
 pub mod openapi;
+pub mod query;
 pub mod terminations;
 
 use axum::routing::{get, post};

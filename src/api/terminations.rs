@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
+use crate::api::query::QueryFields;
 use crate::domain::{CallId, Provider, TerminationId};
 use crate::outbox::EVENT_TERMINATION_CREATED;
 use crate::providers::{caller_number, HangupResult, ProviderError};
@@ -666,33 +667,19 @@ pub async fn list(
     Query(q): Query<TerminationQuery>,
 ) -> ApiResult<Json<TerminationList>> {
     principal.require_manager()?;
-    let mut errors = Vec::new();
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some("pending") => Some(ReviewStatus::Pending),
-        Some("reviewed") => Some(ReviewStatus::Reviewed),
-        Some(_) => {
-            errors.push(FieldError::new("status", "must be pending or reviewed"));
-            None
-        }
-    };
-    let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => match DateTime::parse_from_rfc3339(raw) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                errors.push(FieldError::new("since", "must be an RFC 3339 instant"));
-                None
-            }
-        },
-    };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        errors.push(FieldError::new("limit", "must be from 1 to 1000"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let mut fields = QueryFields::new();
+    let status = fields.choice(
+        "status",
+        q.status.as_deref(),
+        &[
+            ("pending", ReviewStatus::Pending),
+            ("reviewed", ReviewStatus::Reviewed),
+        ],
+        "must be pending or reviewed",
+    );
+    let since = fields.instant("since", q.since.as_deref());
+    let limit = fields.limit(q.limit);
+    fields.finish()?;
     let rows = state
         .store
         .list_terminations(&TerminationFilter {
