@@ -777,3 +777,78 @@ async fn a_transfer_refused_as_not_answered_is_answered_then_retried() {
     assert_eq!(body(&cmds[2])["to"], CONTINUE_TO);
     assert_well_formed(&cmds, "v3:parked");
 }
+
+/// The agent's end-call button for a Telnyx call: the caller remembered from `call.initiated`
+/// links the termination to the caller's arrangement; the platform gets one `actions/hangup`;
+/// a call Telnyx says had ended is recorded as `already_ended`.
+#[tokio::test]
+async fn the_end_call_endpoint_works_for_telnyx_calls() {
+    let t = Telnyx::start("").await;
+    Mock::given(method("POST"))
+        .and(path("/v2/calls/v3:abusive/actions/hangup"))
+        .respond_with(ok())
+        .mount(&t.mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/calls/v3:gone/actions/hangup"))
+        .respond_with(call_ended())
+        .mount(&t.mock)
+        .await;
+    t.catch_all_ok().await;
+    let created = t
+        .app
+        .create_arrangement(arrangement(CALLER, json!({"designated_staff": ["bob"]})))
+        .await;
+    t.post(&initiated("evt-1", "v3:abusive", CALLER, "incoming"))
+        .await;
+
+    let press = |call: &'static str| {
+        t.app
+            .agent(
+                reqwest::Method::POST,
+                &format!("/api/v1/calls/telnyx/{call}/terminate"),
+            )
+            .json(&json!({"reason": "threat_of_violence", "warning_given": false}))
+            .send()
+    };
+    let r = press("v3:abusive").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let rec: Value = r.json().await.unwrap();
+    assert_eq!(rec["provider"], "telnyx");
+    assert_eq!(rec["call_id"], "v3:abusive");
+    assert_eq!(rec["caller"], CALLER);
+    assert_eq!(rec["arrangement_id"], created["id"]);
+    assert_eq!(rec["hangup"]["result"], "completed");
+    assert_eq!(rec["police_report_required"], true);
+    // A second press answers the same record and does not hang up again.
+    let again = press("v3:abusive").await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], rec["id"]);
+
+    let r = press("v3:gone").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let gone: Value = r.json().await.unwrap();
+    assert_eq!(gone["hangup"]["result"], "already_ended");
+    assert_eq!(
+        gone["caller"],
+        Value::Null,
+        "a call this instance never saw"
+    );
+
+    let hangups: Vec<Request> = t
+        .commands()
+        .await
+        .into_iter()
+        .filter(|r| action_of(r) == "hangup")
+        .collect();
+    let paths: Vec<String> = hangups.iter().map(|r| r.url.path().to_string()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "/v2/calls/v3:abusive/actions/hangup".to_string(),
+            "/v2/calls/v3:gone/actions/hangup".to_string()
+        ]
+    );
+    assert_well_formed(&hangups[..1], "v3:abusive");
+}
