@@ -59,6 +59,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("the store is unavailable")]
     Unavailable,
+    #[error("the request took longer than server.request_timeout_ms")]
+    Timeout,
     /// Something went wrong inside; the text is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -77,7 +79,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +97,7 @@ impl ApiError {
             ApiError::Validation(_) => ("validation", "Invalid request"),
             ApiError::PayloadTooLarge => ("payload-too-large", "Payload too large"),
             ApiError::Unavailable => ("unavailable", "Service unavailable"),
+            ApiError::Timeout => ("timeout", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }

@@ -47,8 +47,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { error::ApiError::NotFound("no such endpoint".into()) })
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async { error::ApiError::Timeout },
+                ))
+                .layer(tower::timeout::TimeoutLayer::new(timeout)),
+        )
 }

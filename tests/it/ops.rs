@@ -202,3 +202,40 @@ async fn sigterm_exits_cleanly() {
     assert_eq!(exit.code(), Some(0));
     assert!(client.get(&url).send().await.is_err(), "still accepting");
 }
+
+/// An API request slower than `server.request_timeout_ms` is answered 503 in problem+json.
+#[tokio::test]
+async fn a_slow_api_request_times_out_with_a_problem_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.db");
+    let inner = fairline::store::sqlite::SqliteStore::open_path(&path)
+        .await
+        .unwrap();
+    let slow = Arc::new(crate::support::SlowStore::new(Arc::new(inner)));
+    slow.set_delay(Duration::from_millis(800));
+    let config = crate::app::test_config(&format!("sqlite://{}", path.display()), "");
+    let mut config = config;
+    config.server.request_timeout = Duration::from_millis(150);
+    let state = fairline::AppState::with_store(config, slow, Overrides::default()).unwrap();
+    let app = TestApp::start(state, None).await;
+    let started = std::time::Instant::now();
+    let r = app
+        .agent(reqwest::Method::POST, "/api/v1/evaluate")
+        .json(&json!({"from": "+442920123456"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "not cut at the timeout"
+    );
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "urn:fairline:problem:timeout");
+    assert_eq!(body["status"], 503);
+    app.stop().await;
+}
