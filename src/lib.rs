@@ -109,6 +109,14 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await?;
     state.shutdown.cancel();
+    // Let work started by requests (Telnyx commands) finish, within reason.
+    state.tasks.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: some in-flight platform commands did not finish in 10 s");
+    }
     for task in background {
         // Tasks watch `state.shutdown`; give them a moment to flush, then stop them.
         let abort = task.abort_handle();

@@ -31,6 +31,8 @@ pub struct App {
     pub outbox: Arc<crate::outbox::OutboxControl>,
     /// Cancelled when the process is shutting down.
     pub shutdown: CancellationToken,
+    /// Work that outlives the request that started it (Telnyx commands): drained at shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 #[derive(Clone)]
@@ -102,6 +104,7 @@ impl AppState {
             metrics: crate::telemetry::prometheus(),
             outbox: Arc::new(crate::outbox::OutboxControl::from_env()),
             shutdown: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
         })))
     }
 

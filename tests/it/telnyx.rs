@@ -852,3 +852,34 @@ async fn the_end_call_endpoint_works_for_telnyx_calls() {
     );
     assert_well_formed(&hangups[..1], "v3:abusive");
 }
+
+/// Commands are sent after the 200; a shutdown waits for the ones in flight instead of cutting
+/// a call off mid-decision.
+#[tokio::test]
+async fn shutdown_waits_for_commands_in_flight() {
+    let t = Telnyx::start("").await;
+    Mock::given(method("POST"))
+        .and(path("/v2/calls/v3:late/actions/transfer"))
+        .respond_with(ok().set_delay(std::time::Duration::from_millis(600)))
+        .mount(&t.mock)
+        .await;
+    t.catch_all_ok().await;
+    assert_eq!(
+        t.post(&initiated("evt-1", "v3:late", CALLER, "incoming"))
+            .await,
+        200
+    );
+    // The transfer is under way (the fake answers slowly).
+    let _ = t.wait_commands(1).await;
+    let state = t.app.state.clone();
+    assert!(
+        !state.tasks.is_empty(),
+        "the command should still be in flight"
+    );
+    let Telnyx { app, .. } = t;
+    app.stop().await;
+    assert!(
+        state.tasks.is_empty(),
+        "serve returned before the command in flight had finished"
+    );
+}

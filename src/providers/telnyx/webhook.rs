@@ -124,7 +124,8 @@ async fn dispatch(state: &AppState, event: TelnyxEvent) {
                 .await;
             let state = state.clone();
             let event_id = init.event_id.clone();
-            tokio::spawn(async move {
+            let tasks = state.tasks.clone();
+            tasks.spawn(async move {
                 let decided = state.decide_call(&call).await;
                 let plan = plan_call_initiated(&decided.action, &state.config.telnyx.continue_to);
                 let refused = matches!(
@@ -169,14 +170,16 @@ async fn dispatch(state: &AppState, event: TelnyxEvent) {
             let state = state.clone();
             let call_id = call_id.clone();
             let event_id = event.event_id().to_owned();
-            tokio::spawn(async move {
+            let tasks = state.tasks.clone();
+            tasks.spawn(async move {
                 run_plan(&state, &calls, &call_id, &event_id, plan, Stage::Answered).await;
             });
         }
         TelnyxEvent::Hangup(h) => {
             let state = state.clone();
             let h = h.clone();
-            tokio::spawn(async move {
+            let tasks = state.tasks.clone();
+            tasks.spawn(async move {
                 let known = calls.known_call(&h.call_control_id).await;
                 let duration = match (known.and_then(|k| k.started_at), h.occurred_at) {
                     (Some(start), Some(end)) if end >= start => Some((end - start).num_seconds()),
