@@ -400,6 +400,19 @@ pub async fn finish(state: &AppState, claimed: Termination) -> Result<Terminatio
             None
         }
     };
+    // The platform could not say (Telnyx has no lookup; another instance saw the call): a call
+    // under an arrangement is in the shared decision log.
+    let caller = match caller {
+        Some(n) => Some(n),
+        None => state
+            .store
+            .logged_caller(claimed.provider, &claimed.call_id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(call_id = %claimed.call_id, error = %e, "decision-log lookup failed");
+                None
+            }),
+    };
     let (hangup, hangup_detail) = match control.hang_up(&claimed.call_id).await {
         Ok(result) => (result, None),
         Err(e) => {

@@ -244,6 +244,14 @@ pub trait CallLog: Send + Sync + 'static {
         duration_seconds: Option<i64>,
     ) -> Result<bool, StoreError>;
 
+    /// The caller of a call in the decision log (calls under an arrangement), if it is there:
+    /// lets any instance name the caller of a call another instance decided.
+    async fn logged_caller(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+    ) -> Result<Option<PhoneNumber>, StoreError>;
+
     /// Delete decision-log rows decided before `before`; returns how many.
     async fn purge_decisions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

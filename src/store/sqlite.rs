@@ -692,6 +692,28 @@ impl CallLog for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn logged_caller(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+    ) -> Result<Option<PhoneNumber>, StoreError> {
+        let row = sqlx::query("SELECT number FROM calls WHERE provider = ? AND call_id = ?")
+            .bind(provider.as_str())
+            .bind(call_id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let raw: String = r.try_get("number").map_err(map_sqlx)?;
+                PhoneNumber::parse(&raw)
+                    .map(Some)
+                    .map_err(|_| StoreError::Internal("decoding a logged number".into()))
+            }
+        }
+    }
+
     async fn purge_decisions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM calls WHERE decided_at < ?")
             .bind(ms(before))

@@ -716,6 +716,21 @@ async fn call_status_decision_log_and_purge(store: SharedStore) {
             .unwrap();
     }
 
+    // The caller of a logged call can be found by its call id (any instance).
+    assert_eq!(
+        store
+            .logged_caller(Provider::Twilio, &CallId::parse("CA2").unwrap())
+            .await
+            .unwrap(),
+        Some(b.phone_numbers[0].clone())
+    );
+    assert_eq!(
+        store
+            .logged_caller(Provider::Telnyx, &CallId::parse("CA2").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     assert!(store
         .record_call_status(
             Provider::Twilio,

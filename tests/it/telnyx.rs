@@ -883,3 +883,43 @@ async fn shutdown_waits_for_commands_in_flight() {
         "serve returned before the command in flight had finished"
     );
 }
+
+/// An end-call press served by an instance that never saw the call's `call.initiated` still
+/// finds the caller of a call under an arrangement, in the shared decision log.
+#[tokio::test]
+async fn the_end_call_endpoint_finds_a_logged_caller_without_the_event() {
+    let t = Telnyx::start("").await;
+    t.catch_all_ok().await;
+    let created = t
+        .app
+        .create_arrangement(arrangement(CALLER, json!({"designated_staff": ["bob"]})))
+        .await;
+    // Decided (and logged) as another instance would have: nothing remembered in memory here.
+    let call = fairline::providers::CallEvent {
+        provider: Provider::Telnyx,
+        call_id: CallId::parse("v3:elsewhere").unwrap(),
+        caller: CallerId::classify(CALLER),
+    };
+    t.app.state.decide_call(&call).await;
+    let control = t.app.state.call_control(Provider::Telnyx);
+    assert_eq!(
+        control.lookup_call(&call.call_id).await.unwrap(),
+        None,
+        "this instance has no memory of the call"
+    );
+    let r = t
+        .app
+        .agent(
+            reqwest::Method::POST,
+            "/api/v1/calls/telnyx/v3:elsewhere/terminate",
+        )
+        .json(&json!({"reason": "abusive", "warning_given": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let rec: Value = r.json().await.unwrap();
+    assert_eq!(rec["caller"], CALLER);
+    assert_eq!(rec["arrangement_id"], created["id"]);
+    assert_eq!(rec["customer_ref"], created["customer_ref"]);
+}

@@ -702,6 +702,13 @@ impl CallLog for FaultyStore {
     ) -> Result<Vec<DecisionLogEntry>, StoreError> {
         self.inner.list_decisions(f).await
     }
+    async fn logged_caller(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+    ) -> Result<Option<PhoneNumber>, StoreError> {
+        self.inner.logged_caller(provider, call_id).await
+    }
     async fn record_call_status(
         &self,
         provider: Provider,
