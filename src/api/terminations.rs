@@ -177,6 +177,8 @@ pub struct TerminationNotification {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TerminationList {
     pub items: Vec<TerminationView>,
+    /// When the page is full: pass it as `before` to get the next page; otherwise null.
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -187,6 +189,8 @@ pub struct TerminationQuery {
     pub since: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<u32>,
+    /// Paging: the `next` value of the previous page (a termination id).
+    pub before: Option<String>,
 }
 
 /// The body of a review (documentation shape).
@@ -692,6 +696,12 @@ pub async fn list(
     );
     let since = fields.instant("since", q.since.as_deref());
     let limit = fields.limit(q.limit);
+    let before = match q.before.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => TerminationId::parse(raw)
+            .map_err(|_| fields.invalid("before", "must be a termination id (trm_…)"))
+            .ok(),
+    };
     fields.finish()?;
     let rows = state
         .store
@@ -699,10 +709,15 @@ pub async fn list(
             status,
             since,
             limit,
+            before,
         })
         .await?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|t| t.id.to_string()))
+        .flatten();
     Ok(Json(TerminationList {
         items: rows.iter().map(TerminationView::from).collect(),
+        next,
     }))
 }
 

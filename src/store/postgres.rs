@@ -1075,6 +1075,15 @@ impl TerminationStore for PgStore {
         if let Some(since) = filter.since {
             qb.push(" AND terminated_at >= ").push_bind(since);
         }
+        if let Some(before) = &filter.before {
+            // Keyset paging in the list's order; an unknown cursor gives an empty page.
+            qb.push(
+                " AND (terminated_at, id) < \
+                 (SELECT terminated_at, id FROM terminations WHERE id = ",
+            )
+            .push_bind(before.as_str().to_owned())
+            .push(")");
+        }
         qb.push(" ORDER BY terminated_at DESC, id DESC LIMIT ")
             .push_bind(list_limit(filter.limit));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(map_sqlx)?;

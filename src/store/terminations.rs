@@ -198,6 +198,8 @@ pub struct TerminationFilter {
     pub since: Option<DateTime<Utc>>,
     /// At most this many, newest first (the store caps it at 1000).
     pub limit: u32,
+    /// Paging: only terminations listed after this one (older, in the list's order).
+    pub before: Option<TerminationId>,
 }
 
 #[async_trait]

@@ -896,3 +896,102 @@ async fn a_termination_left_provisional_is_finished_and_notified() {
     assert_eq!(hangups(&twilio.received_requests().await.unwrap()), 1);
     app.stop().await;
 }
+
+/// The review list pages with `limit` and the `next` cursor: every termination once, newest
+/// first, and the last page has no `next`.
+async fn fake_twilio_for_paging() -> MockServer {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&twilio)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&twilio)
+        .await;
+    twilio
+}
+
+#[tokio::test]
+async fn the_review_list_pages_with_a_cursor() {
+    let twilio = fake_twilio_for_paging().await;
+    paging(&spawn(&twilio.uri(), "").await).await;
+}
+
+#[tokio::test]
+async fn the_review_list_pages_with_a_cursor_on_postgres() {
+    let Some((url, schema)) = crate::support::pg_schema("terminations::paging_postgres") else {
+        return;
+    };
+    let twilio = fake_twilio_for_paging().await;
+    let store = fairline::store::postgres::PgStore::connect_in_schema(&url, &schema)
+        .await
+        .unwrap();
+    let cfg = config::from_sources(
+        &app::test_toml(&url, ""),
+        &[("FAIRLINE_TWILIO__API_BASE_URL".to_string(), twilio.uri())],
+    )
+    .unwrap();
+    let state = AppState::with_store(cfg, Arc::new(store), Overrides::default()).unwrap();
+    let app = TestApp::start(state, None).await;
+    paging(&app).await;
+    app.stop().await;
+    fairline::store::postgres::PgStore::drop_schema(&url, &schema)
+        .await
+        .unwrap();
+}
+
+async fn paging(app: &TestApp) {
+    let mut pressed = Vec::new();
+    for i in 0..5 {
+        let (status, rec) = press(app, &format!("CA{i:032}"), abusive()).await;
+        assert_eq!(status, 201);
+        pressed.push(rec["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &before {
+            None => "/api/v1/terminations?limit=2".to_string(),
+            Some(b) => format!("/api/v1/terminations?limit=2&before={b}"),
+        };
+        let page: Value = app
+            .manager(Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pages += 1;
+        for item in page["items"].as_array().unwrap() {
+            seen.push((
+                chrono::DateTime::parse_from_rfc3339(item["terminated_at"].as_str().unwrap())
+                    .unwrap(),
+                item["id"].as_str().unwrap().to_string(),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(n) => before = Some(n.to_string()),
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 3);
+    // Newest first (by time, then id), and every termination exactly once.
+    let mut ordered = seen.clone();
+    ordered.sort();
+    ordered.reverse();
+    assert_eq!(seen, ordered, "not newest first");
+    let mut ids: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
+    ids.sort();
+    pressed.sort();
+    assert_eq!(ids, pressed, "every termination once");
+    let r = app
+        .manager(Method::GET, "/api/v1/terminations?before=not-an-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}
