@@ -853,7 +853,7 @@ async fn dial_status_no_answer_says_staff_unavailable() {
 }
 
 #[tokio::test]
-async fn dial_status_completed_or_caller_gone_just_hangs_up() {
+async fn dial_status_completed_hangs_up_and_a_call_ended_during_the_dial_changes_nothing() {
     let app = pinned(tue_1030()).await;
     let xml = twiml_ok(post_signed(&app, DIAL, DIAL_COMPLETED).await);
     assert_eq!(names(&verbs(&xml)), ["Hangup"]);
@@ -863,15 +863,25 @@ async fn dial_status_completed_or_caller_gone_just_hangs_up() {
         ["Hangup"]
     );
     // The call was ended during the dial: Twilio requests the action URL with the caller's leg
-    // completed. A valid answer, nothing said.
+    // completed. SPEC §7: not completed → staff_unavailable and hang up; a valid answer, and
+    // nothing is recorded.
     let gone = with_fields(
         DIAL_NO_ANSWER,
         &[("CallStatus", "completed"), ("DialCallStatus", "canceled")],
     );
     assert_eq!(
         names(&verbs(&twiml_ok(post_signed(&app, DIAL, &gone).await))),
-        ["Hangup"]
+        ["Say", "Hangup"]
     );
+    let log = app
+        .manager(reqwest::Method::GET, "/api/v1/decisions")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(log["items"].as_array().unwrap().len(), 0, "no state change");
     app.stop().await;
 }
 

@@ -222,11 +222,13 @@ async fn dial_status(
         call_status = dial.call_status.as_deref().unwrap_or("none"),
         "twilio dial ended"
     );
-    if dial.connected() || dial.call_status.as_deref() == Some("completed") {
-        // The member of staff answered, or the caller's leg is already over (an agent ended
-        // the call during the dial, or the caller hung up): nothing to say, no state change.
+    if dial.connected() {
+        // The member of staff answered: the call is over, hang up.
         return twiml_response(twiml::render_hangup());
     }
+    // SPEC §7: any other DialCallStatus speaks staff_unavailable and hangs up. That includes a
+    // call ended during the dial (an agent's end-call, or the caller hanging up), for which
+    // Twilio still requests this URL: the answer is valid and nothing is recorded.
     let worker = state.clone();
     let dial_call_status = dial.dial_call_status.clone();
     let outcome = guarded(budget(&state), async move {
