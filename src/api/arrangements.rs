@@ -97,6 +97,8 @@ impl ArrangementView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ArrangementList {
     pub items: Vec<ArrangementView>,
+    /// When the page is full: pass it as `after` to get the next page; otherwise null.
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -130,6 +132,8 @@ pub struct ListQuery {
     pub review_due_before: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<u32>,
+    /// Paging: the `next` value of the previous page (an arrangement id).
+    pub after: Option<String>,
 }
 
 fn etag(version: i64) -> HeaderValue {
@@ -673,6 +677,12 @@ pub async fn list(
     );
     let review_due_before = fields.date("review_due_before", q.review_due_before.as_deref());
     let limit = fields.limit(q.limit);
+    let after = match q.after.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => ArrangementId::parse(raw)
+            .map_err(|_| fields.invalid("after", "must be an arrangement id (arr_…)"))
+            .ok(),
+    };
     fields.finish()?;
     let items = state
         .store
@@ -682,13 +692,18 @@ pub async fn list(
             review_due_before,
             now: Some(now),
             limit,
+            after,
         })
         .await?;
+    let next = (items.len() == limit as usize)
+        .then(|| items.last().map(|a| a.id.to_string()))
+        .flatten();
     Ok(Json(ArrangementList {
         items: items
             .iter()
             .map(|a| ArrangementView::new(a, now, &state))
             .collect(),
+        next,
     }))
 }
 

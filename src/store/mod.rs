@@ -50,6 +50,8 @@ pub struct ArrangementFilter {
     pub now: Option<DateTime<Utc>>,
     /// At most this many (the store may cap it).
     pub limit: u32,
+    /// Paging: only arrangements listed after this one (oldest first, then by id).
+    pub after: Option<ArrangementId>,
 }
 
 /// What happened to an arrangement in one version.

@@ -572,6 +572,15 @@ impl ArrangementStore for PgStore {
         if let Some(before) = filter.review_due_before {
             qb.push(" AND review_due < ").push_bind(before);
         }
+        if let Some(after) = &filter.after {
+            // Keyset paging in the list's order; an unknown cursor gives an empty page.
+            qb.push(
+                " AND (created_at, id) > \
+                 (SELECT created_at, id FROM arrangements WHERE id = ",
+            )
+            .push_bind(after.as_str().to_owned())
+            .push(")");
+        }
         qb.push(" ORDER BY created_at, id LIMIT ")
             .push_bind(list_limit(filter.limit));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(map_sqlx)?;

@@ -275,6 +275,26 @@ async fn create_get_list_update_revoke_history(store: SharedStore) {
         .await
         .unwrap();
     assert_eq!(all.len(), 4);
+    // Keyset paging walks the same list, in the same order, two at a time.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_arrangements(&ArrangementFilter {
+                limit: 2,
+                after: after.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|a| a.id.clone());
+        paged.extend(page);
+        assert!(paged.len() <= 4, "paging does not end");
+    }
+    assert_eq!(ids(paged), ids(all.clone()));
     let by_phone = store
         .list_arrangements(&ArrangementFilter {
             phone: Some(num("+442079460123")),
