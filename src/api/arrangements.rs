@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
-use crate::api::query::QueryFields;
+use crate::api::query::{next_cursor, QueryFields};
 use crate::domain::{
     Allowance, AllowancePeriod, Arrangement, ArrangementId, ArrangementKind, ArrangementStatus,
     Day, LanguageSetting, LocalTime, PhoneNumber, StaffId, Window,
@@ -677,12 +677,12 @@ pub async fn list(
     );
     let review_due_before = fields.date("review_due_before", q.review_due_before.as_deref());
     let limit = fields.limit(q.limit);
-    let after = match q.after.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => ArrangementId::parse(raw)
-            .map_err(|_| fields.invalid("after", "must be an arrangement id (arr_…)"))
-            .ok(),
-    };
+    let after = fields.cursor(
+        "after",
+        q.after.as_deref(),
+        ArrangementId::parse,
+        "must be an arrangement id (arr_…)",
+    );
     fields.finish()?;
     let items = state
         .store
@@ -695,9 +695,7 @@ pub async fn list(
             after,
         })
         .await?;
-    let next = (items.len() == limit as usize)
-        .then(|| items.last().map(|a| a.id.to_string()))
-        .flatten();
+    let next = next_cursor(&items, limit, |a| a.id.to_string());
     Ok(Json(ArrangementList {
         items: items
             .iter()

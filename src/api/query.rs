@@ -71,6 +71,18 @@ impl QueryFields {
         }
     }
 
+    /// A paging cursor: the id of the last item of the previous page.
+    pub fn cursor<T, E>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+        message: &str,
+    ) -> Option<T> {
+        let raw = present(raw)?;
+        parse(raw).map_err(|_| self.invalid(field, message)).ok()
+    }
+
     /// The page size: default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`].
     pub fn limit(&mut self, raw: Option<u32>) -> u32 {
         let limit = raw.unwrap_or(DEFAULT_LIMIT);
@@ -87,5 +99,14 @@ impl QueryFields {
         } else {
             Err(ApiError::Validation(self.errors))
         }
+    }
+}
+
+/// The cursor for the next page: the last item's id when the page is full, else `None`.
+pub fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> String) -> Option<String> {
+    if items.len() == limit as usize {
+        items.last().map(id)
+    } else {
+        None
     }
 }

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
-use crate::api::query::QueryFields;
+use crate::api::query::{next_cursor, QueryFields};
 use crate::domain::{CallId, Provider, TerminationId};
 use crate::outbox::EVENT_TERMINATION_CREATED;
 use crate::providers::{caller_number, HangupResult, ProviderError};
@@ -696,12 +696,12 @@ pub async fn list(
     );
     let since = fields.instant("since", q.since.as_deref());
     let limit = fields.limit(q.limit);
-    let before = match q.before.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => TerminationId::parse(raw)
-            .map_err(|_| fields.invalid("before", "must be a termination id (trm_…)"))
-            .ok(),
-    };
+    let before = fields.cursor(
+        "before",
+        q.before.as_deref(),
+        TerminationId::parse,
+        "must be a termination id (trm_…)",
+    );
     fields.finish()?;
     let rows = state
         .store
@@ -712,9 +712,7 @@ pub async fn list(
             before,
         })
         .await?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|t| t.id.to_string()))
-        .flatten();
+    let next = next_cursor(&rows, limit, |t| t.id.to_string());
     Ok(Json(TerminationList {
         items: rows.iter().map(TerminationView::from).collect(),
         next,
