@@ -45,10 +45,23 @@ use fairline::store::{
     DecisionLogEntry, NewCall, RecordedDecision, Store, StoreError,
 };
 
-/// A store wrapper whose number lookups take `delay` (to test lookup timeouts).
+/// A failure to inject into [`SlowStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    None = 0,
+    /// Number lookups panic.
+    Panic = 1,
+    /// Recording a decision never finishes.
+    Hang = 2,
+}
+
+/// A store wrapper that is slow or faulty on demand: number lookups and pings take `delay` (to
+/// test lookup timeouts), and a [`Fault`] can be injected.
 pub struct SlowStore {
     inner: Arc<dyn Store>,
     delay_ms: AtomicU64,
+    fault: std::sync::atomic::AtomicU8,
 }
 
 impl SlowStore {
@@ -56,6 +69,19 @@ impl SlowStore {
         SlowStore {
             inner,
             delay_ms: AtomicU64::new(0),
+            fault: std::sync::atomic::AtomicU8::new(Fault::None as u8),
+        }
+    }
+
+    pub fn set_fault(&self, f: Fault) {
+        self.fault.store(f as u8, Ordering::SeqCst);
+    }
+
+    fn fault(&self) -> Fault {
+        match self.fault.load(Ordering::SeqCst) {
+            1 => Fault::Panic,
+            2 => Fault::Hang,
+            _ => Fault::None,
         }
     }
 
@@ -126,6 +152,9 @@ impl ArrangementStore for SlowStore {
         n: &PhoneNumber,
     ) -> Result<Vec<Arrangement>, StoreError> {
         self.pause().await;
+        if self.fault() == Fault::Panic {
+            panic!("injected panic in the store");
+        }
         self.inner.arrangements_for_number(n).await
     }
     fn subscribe_changes(
@@ -142,6 +171,9 @@ impl CallLog for SlowStore {
         call: NewCall,
         decide: DecideFn,
     ) -> Result<RecordedDecision, StoreError> {
+        if self.fault() == Fault::Hang {
+            std::future::pending::<()>().await;
+        }
         self.inner.decide_and_record(call, decide).await
     }
     async fn count_calls(

@@ -1,20 +1,13 @@
 //! The Twilio webhooks end to end, through the real server on port 0 (SPEC §4, §7).
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use fairline::clock::ManualClock;
 use fairline::config::{Config, LookupFailurePolicy, RefuseBlockedWith, Secret};
-use fairline::domain::{Arrangement, ArrangementId, CallId, PhoneNumber, Provider};
 use fairline::providers::twilio;
 use fairline::state::{AppState, Overrides};
-use fairline::store::{
-    ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, DecideFn, DecisionFilter,
-    DecisionLogEntry, NewCall, RecordedDecision, Store, StoreError,
-};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -583,147 +576,7 @@ async fn oversized_bodies_are_413() {
 
 // --- internal failures after verification -----------------------------------------------------
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Fault {
-    None = 0,
-    /// Number lookups panic.
-    Panic = 1,
-    /// Recording a decision never finishes.
-    Hang = 2,
-}
-
-crate::delegate_termination_store!(FaultyStore);
-
-/// A store wrapper that fails on demand.
-struct FaultyStore {
-    inner: Arc<dyn Store>,
-    fault: AtomicU8,
-}
-
-impl FaultyStore {
-    fn fault(&self) -> Fault {
-        match self.fault.load(Ordering::SeqCst) {
-            1 => Fault::Panic,
-            2 => Fault::Hang,
-            _ => Fault::None,
-        }
-    }
-    fn set(&self, f: Fault) {
-        self.fault.store(f as u8, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl ArrangementStore for FaultyStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn create_arrangement(
-        &self,
-        a: &Arrangement,
-        actor: &str,
-    ) -> Result<Arrangement, StoreError> {
-        self.inner.create_arrangement(a, actor).await
-    }
-    async fn get_arrangement(&self, id: &ArrangementId) -> Result<Option<Arrangement>, StoreError> {
-        self.inner.get_arrangement(id).await
-    }
-    async fn list_arrangements(
-        &self,
-        f: &ArrangementFilter,
-    ) -> Result<Vec<Arrangement>, StoreError> {
-        self.inner.list_arrangements(f).await
-    }
-    async fn update_arrangement(
-        &self,
-        a: &Arrangement,
-        expected_version: i64,
-        actor: &str,
-    ) -> Result<Arrangement, StoreError> {
-        self.inner
-            .update_arrangement(a, expected_version, actor)
-            .await
-    }
-    async fn revoke_arrangement(
-        &self,
-        id: &ArrangementId,
-        reason: &str,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Arrangement, StoreError> {
-        self.inner.revoke_arrangement(id, reason, actor, at).await
-    }
-    async fn arrangement_history(
-        &self,
-        id: &ArrangementId,
-    ) -> Result<Vec<ArrangementVersion>, StoreError> {
-        self.inner.arrangement_history(id).await
-    }
-    async fn arrangements_for_number(
-        &self,
-        n: &PhoneNumber,
-    ) -> Result<Vec<Arrangement>, StoreError> {
-        if self.fault() == Fault::Panic {
-            panic!("injected panic in the store");
-        }
-        self.inner.arrangements_for_number(n).await
-    }
-    fn subscribe_changes(
-        &self,
-    ) -> Option<tokio::sync::broadcast::Receiver<Option<Vec<PhoneNumber>>>> {
-        self.inner.subscribe_changes()
-    }
-}
-
-#[async_trait]
-impl CallLog for FaultyStore {
-    async fn decide_and_record(
-        &self,
-        call: NewCall,
-        decide: DecideFn,
-    ) -> Result<RecordedDecision, StoreError> {
-        if self.fault() == Fault::Hang {
-            std::future::pending::<()>().await;
-        }
-        self.inner.decide_and_record(call, decide).await
-    }
-    async fn count_calls(
-        &self,
-        id: &ArrangementId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
-        self.inner.count_calls(id, from, to).await
-    }
-    async fn list_decisions(
-        &self,
-        f: &DecisionFilter,
-    ) -> Result<Vec<DecisionLogEntry>, StoreError> {
-        self.inner.list_decisions(f).await
-    }
-    async fn logged_caller(
-        &self,
-        provider: Provider,
-        call_id: &CallId,
-    ) -> Result<Option<PhoneNumber>, StoreError> {
-        self.inner.logged_caller(provider, call_id).await
-    }
-    async fn record_call_status(
-        &self,
-        provider: Provider,
-        call_id: &CallId,
-        status: &str,
-        duration_seconds: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .record_call_status(provider, call_id, status, duration_seconds)
-            .await
-    }
-    async fn purge_decisions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.purge_decisions(before).await
-    }
-}
+use crate::support::{Fault, SlowStore as FaultyStore};
 
 /// A server on an SQLite store the test can close, with `on_lookup_failure` = `policy`.
 async fn with_sqlite(
@@ -779,10 +632,7 @@ async fn with_faulty(
             .await
             .unwrap(),
     );
-    let store = Arc::new(FaultyStore {
-        inner,
-        fault: AtomicU8::new(Fault::None as u8),
-    });
+    let store = Arc::new(FaultyStore::new(inner));
     let mut config = test_config(&format!("sqlite://{}", path.display()), "");
     config.decision.on_lookup_failure = policy;
     config.server.request_timeout = request_timeout;
@@ -803,12 +653,12 @@ async fn with_faulty(
 #[tokio::test]
 async fn a_panicking_decision_answers_the_fallback() {
     let (app, store) = with_faulty(LookupFailurePolicy::Continue, Duration::from_secs(5)).await;
-    store.set(Fault::Panic);
+    store.set_fault(Fault::Panic);
     assert_continue(&call(&app, CALLER, &sid(1)).await);
     app.stop().await;
 
     let (app, store) = with_faulty(LookupFailurePolicy::Refuse, Duration::from_secs(5)).await;
-    store.set(Fault::Panic);
+    store.set_fault(Fault::Panic);
     let said = refusal(&call(&app, CALLER, &sid(1)).await);
     assert!(said[0].2.contains("cannot take your call"), "{}", said[0].2);
     app.stop().await;
@@ -819,13 +669,13 @@ async fn a_decision_over_the_time_budget_answers_the_fallback() {
     let (app, store) = with_faulty(LookupFailurePolicy::Refuse, Duration::from_millis(300)).await;
     app.create_arrangement(arrangement(CALLER, json!({"designated_staff": ["alice"]})))
         .await;
-    store.set(Fault::Hang);
+    store.set_fault(Fault::Hang);
     let started = std::time::Instant::now();
     let said = refusal(&call(&app, CALLER, &sid(1)).await);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(said[0].2.contains("cannot take your call"), "{}", said[0].2);
     // The abandoned decision was not recorded.
-    store.set(Fault::None);
+    store.set_fault(Fault::None);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(decisions(&app, CALLER).await.is_empty());
     app.stop().await;
