@@ -9,15 +9,20 @@
 # with the same body; first with an empty store, then with 1,000,000 arrangements stored; and the
 # server's memory (VmRSS) at rest and at its peak under load.
 #
+# (a) is also measured below saturation, with LATENCY_CONNECTIONS (default 2) connections, where
+# the p99 is the server's rather than the 2-core machine's scheduling (wrk shares the cores).
+#
 # Signatures are off (bench/config.toml, loopback only). Needs wrk (apt-get install -y wrk),
-# curl and python3 (for seeding SQLite). DURATION=8 CONNECTIONS=8 THREADS=1 ARRANGEMENTS=1000000
-# change the defaults. After the release build it takes about two minutes.
+# curl and python3 (for seeding SQLite). DURATION=8 CONNECTIONS=8 LATENCY_CONNECTIONS=2
+# THREADS=1 ARRANGEMENTS=1000000 change the defaults. After the release build it takes about
+# two and a half minutes.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 duration="${DURATION:-8}"
 connections="${CONNECTIONS:-8}"
+latency_connections="${LATENCY_CONNECTIONS:-2}"
 threads="${THREADS:-1}"
 arrangements="${ARRANGEMENTS:-1000000}"
 fairline_addr="127.0.0.1:18080"
@@ -94,9 +99,9 @@ sample_peak() { # pid: write the highest VmRSS seen while it runs
   done
 }
 
-run() { # label store addr body unique_sid
+run() { # label store addr body unique_sid [connections]
   local out
-  out="$(BODY_FILE="$4" UNIQUE_SID="$5" wrk -t"$threads" -c"$connections" -d"${duration}s" \
+  out="$(BODY_FILE="$4" UNIQUE_SID="$5" wrk -t"$threads" -c"${6:-$connections}" -d"${duration}s" \
     -s "$here/wrk-report.lua" "http://$3/webhooks/twilio/voice" | grep '^RESULT')"
   echo "$1 $2 $out" >>"$work/results"
   echo "$1 $2 $out" >&2
@@ -114,6 +119,8 @@ round() { # store label
   run fairline_a "$1" "$fairline_addr" "$work/unknown.txt" 0
   run static_b "$1" "$static_addr" "$work/arranged.txt" 1
   run fairline_b "$1" "$fairline_addr" "$work/arranged.txt" 1
+  run static_l "$1" "$static_addr" "$work/unknown.txt" 0 "$latency_connections"
+  run fairline_l "$1" "$fairline_addr" "$work/unknown.txt" 0 "$latency_connections"
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   echo "peak $1 $(cat "$peak_file" 2>/dev/null || echo 0)" >>"$work/memory"
 }
@@ -148,7 +155,7 @@ start_fairline
 round "1M"
 
 awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
-    -v conns="$connections" -v threads="$threads" -v dur="$duration" -v n="$arrangements" '
+    -v conns="$connections" -v lconns="$latency_connections" -v threads="$threads" -v dur="$duration" -v n="$arrangements" '
   function field(line, key,   i, k, parts, kv) {
     k = split(line, parts, " ")
     for (i = 1; i <= k; i++) { split(parts[i], kv, "="); if (kv[1] == key) return kv[2] }
@@ -161,19 +168,22 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
   }
   FILENAME ~ /memory$/ { mem[$1 "/" $2] = $3 }
   END {
-    printf "machine: %s cores (%s), loopback; wrk %s thread(s), %s connections, %s s per run\n\n", cores, cpu, threads, conns, dur
+    printf "machine: %s cores (%s), loopback; wrk %s thread(s), %s connections (%s for the rows marked below saturation), %s s per run\n\n", cores, cpu, threads, conns, lconns, dur
     printf "| arrangements stored | scenario | req/s | p50 ms | p99 ms | errors | req/s vs static |\n"
     printf "|---|---|---:|---:|---:|---:|---:|\n"
     split("empty 1M", stores, " ")
-    split("static_a fairline_a static_b fairline_b", order, " ")
+    split("static_a fairline_a static_b fairline_b static_l fairline_l", order, " ")
     label["static_a"] = "static TwiML baseline (body a)"
     label["fairline_a"] = "(a) unknown caller"
     label["static_b"] = "static TwiML baseline (body b)"
     label["fairline_b"] = "(b) arrangement + allowance, SQLite write per call"
+    label["static_l"] = "static TwiML baseline, below saturation"
+    label["fairline_l"] = "(a) unknown caller, below saturation"
     for (s = 1; s <= 2; s++) {
       st = stores[s]; shown = (st == "empty") ? "1" : n
-      for (i = 1; i <= 4; i++) {
-        k = order[i] "/" st; base = ((order[i] ~ /_a$/) ? "static_a" : "static_b") "/" st
+      for (i = 1; i <= 6; i++) {
+        k = order[i] "/" st
+        base = ((order[i] ~ /_a$/) ? "static_a" : ((order[i] ~ /_l$/) ? "static_l" : "static_b")) "/" st
         printf "| %s | %s | %.0f | %.2f | %.2f | %d | %.0f%% |\n", shown, label[order[i]], rps[k], p50[k] / 1000, p99[k] / 1000, bad[k], 100 * rps[k] / rps[base]
       }
     }

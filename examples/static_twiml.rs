@@ -10,6 +10,10 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 
+/// The same allocator as the `fairline` binary, so that the comparison is of the work done.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Redirect method="POST">https://example.org/twiml/main-menu</Redirect></Response>"#;
 
 async fn voice(body: Bytes) -> impl IntoResponse {
