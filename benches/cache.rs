@@ -72,6 +72,8 @@ async fn build_store(path: &std::path::Path, count: u64) -> SharedStore {
         created_at: Utc::now(),
         updated_at: Utc::now(),
         version: 1,
+        customer_explanation: None,
+        open_appeals: 0,
     };
     let created = store.create_arrangement(&template, "bench").await.unwrap();
     store.close().await;

@@ -72,6 +72,8 @@ fn arrangement() -> Arrangement {
         created_at: at("2026-01-01T00:00:00Z"),
         updated_at: at("2026-01-01T00:00:00Z"),
         version: 1,
+        customer_explanation: None,
+        open_appeals: 0,
     }
 }
 

@@ -307,6 +307,16 @@ prefixed_id!(
     TerminationId,
     "trm_"
 );
+prefixed_id!(
+    /// A review of an arrangement: `rev_` + ULID.
+    ReviewId,
+    "rev_"
+);
+prefixed_id!(
+    /// An appeal against an arrangement: `apl_` + ULID.
+    AppealId,
+    "apl_"
+);
 
 /// The phone platforms Fairline speaks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -619,6 +629,12 @@ pub struct Arrangement {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// Words meant for the customer: why the arrangement was needed (used in letters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_explanation: Option<String>,
+    /// Derived when read (never written): how many appeals against it are open.
+    #[serde(default)]
+    pub open_appeals: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -426,6 +426,8 @@ mod tests {
             created_at: at("2020-01-01T00:00:00Z"),
             updated_at: at("2020-01-01T00:00:00Z"),
             version: 3,
+            customer_explanation: None,
+            open_appeals: 0,
         }
     }
 

@@ -57,6 +57,10 @@ pub struct ArrangementView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// Words for the customer (SPEC §13): why the arrangement was needed.
+    pub customer_explanation: Option<String>,
+    /// How many appeals against it are open (SPEC §13).
+    pub open_appeals: u32,
 }
 
 impl ArrangementView {
@@ -90,6 +94,8 @@ impl ArrangementView {
             created_at: a.created_at,
             updated_at: a.updated_at,
             version: a.version,
+            customer_explanation: a.customer_explanation.clone(),
+            open_appeals: a.open_appeals,
         }
     }
 }
@@ -156,7 +162,8 @@ fn parse_id(raw: &str) -> ApiResult<ArrangementId> {
 // ---------------------------------------------------------------------------------------------
 
 /// Read-only fields a client may echo back from a GET; ignored.
-const READ_ONLY: [&str; 8] = [
+const READ_ONLY: [&str; 9] = [
+    "open_appeals",
     "id",
     "status",
     "review_overdue",
@@ -166,7 +173,8 @@ const READ_ONLY: [&str; 8] = [
     "revoked_at",
     "revoked_reason",
 ];
-const WRITABLE: [&str; 16] = [
+const WRITABLE: [&str; 17] = [
+    "customer_explanation",
     "customer_ref",
     "customer_name",
     "phone_numbers",
@@ -277,6 +285,7 @@ fn validate(
     let reason = f.text("reason", true, 4000);
     let decided_by = f.text("decided_by", true, 200);
     let advocate = f.text("advocate", false, 500);
+    let customer_explanation = f.text("customer_explanation", false, 4000);
 
     // phone_numbers
     let mut phone_numbers = Vec::new();
@@ -601,6 +610,8 @@ fn validate(
             created_at: existing.map(|e| e.created_at).unwrap_or(now),
             updated_at: now,
             version: existing.map(|e| e.version).unwrap_or(1),
+            customer_explanation,
+            open_appeals: existing.map(|e| e.open_appeals).unwrap_or(0),
         }),
         _ => Err(ApiError::Internal(
             "validation passed with a missing field".into(),
@@ -887,6 +898,9 @@ pub async fn history(
                     ChangeKind::Created => "created".into(),
                     ChangeKind::Updated => "updated".into(),
                     ChangeKind::Revoked => "revoked".into(),
+                    ChangeKind::Reviewed => "reviewed".into(),
+                    ChangeKind::Appealed => "appealed".into(),
+                    ChangeKind::AppealDecided => "appeal_decided".into(),
                 },
                 changed_by: v.changed_by.clone(),
                 changed_at: v.changed_at,

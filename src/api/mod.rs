@@ -5,6 +5,7 @@ pub mod decisions;
 pub mod error;
 pub mod evaluate;
 pub mod extract;
+pub mod lifecycle;
 pub mod openapi;
 pub mod query;
 pub mod terminations;
@@ -33,6 +34,20 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/api/v1/arrangements/{id}/history",
             get(arrangements::history),
+        )
+        .route(
+            "/api/v1/arrangements/{id}/reviews",
+            post(lifecycle::create_review).get(lifecycle::list_reviews),
+        )
+        .route(
+            "/api/v1/arrangements/{id}/appeals",
+            post(lifecycle::create_appeal),
+        )
+        .route("/api/v1/appeals", get(lifecycle::list_appeals))
+        .route("/api/v1/appeals/{id}", get(lifecycle::get_appeal))
+        .route(
+            "/api/v1/appeals/{id}/decision",
+            post(lifecycle::decide_appeal),
         )
         .route("/api/v1/decisions", get(decisions::list))
         .route(

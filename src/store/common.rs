@@ -83,6 +83,9 @@ pub(crate) fn change_kind_str(c: ChangeKind) -> &'static str {
         ChangeKind::Created => "created",
         ChangeKind::Updated => "updated",
         ChangeKind::Revoked => "revoked",
+        ChangeKind::Reviewed => "reviewed",
+        ChangeKind::Appealed => "appealed",
+        ChangeKind::AppealDecided => "appeal_decided",
     }
 }
 
@@ -110,6 +113,8 @@ pub(crate) struct RawArrangement {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub customer_explanation: Option<String>,
+    pub open_appeals: i64,
 }
 
 impl RawArrangement {
@@ -148,6 +153,8 @@ impl RawArrangement {
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
+            customer_explanation: self.customer_explanation,
+            open_appeals: u32::try_from(self.open_appeals).unwrap_or(u32::MAX),
         })
     }
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod common;
+pub mod lifecycle;
 pub mod postgres;
 pub mod sqlite;
 pub mod terminations;
@@ -61,6 +62,12 @@ pub enum ChangeKind {
     Created,
     Updated,
     Revoked,
+    /// A review was recorded (SPEC §13); `end` also revokes.
+    Reviewed,
+    /// An appeal was received.
+    Appealed,
+    /// An appeal was decided; `upheld` also revokes.
+    AppealDecided,
 }
 
 /// One version of an arrangement: who changed it, when, and what it then said.
@@ -259,8 +266,8 @@ pub trait CallLog: Send + Sync + 'static {
 }
 
 /// Everything the service needs from storage.
-pub trait Store: ArrangementStore + CallLog + TerminationStore {}
-impl<T: ArrangementStore + CallLog + TerminationStore> Store for T {}
+pub trait Store: ArrangementStore + CallLog + TerminationStore + lifecycle::LifecycleStore {}
+impl<T: ArrangementStore + CallLog + TerminationStore + lifecycle::LifecycleStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

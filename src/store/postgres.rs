@@ -34,6 +34,8 @@ use crate::domain::{
     Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, TerminationId,
 };
 
+mod lifecycle;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The notification channel (with `_<schema>` appended for a store in a named schema).
@@ -47,7 +49,8 @@ const ARRANGEMENT_COLUMNS: &str =
     kind, windows::text AS windows, allowance::text AS allowance, \
     designated_staff::text AS designated_staff, max_call_minutes, language, reason, decided_by, \
     equality_advice_sought, advocate, starts_at, ends_at, review_due, revoked_at, revoked_reason, \
-    created_at, updated_at, version";
+    created_at, updated_at, version, customer_explanation, \
+    (SELECT COUNT(*) FROM appeals p WHERE p.arrangement_id = arrangements.id AND p.status = 'open') AS open_appeals";
 
 const CALL_COLUMNS: &str = "provider, call_id, number, arrangement_id, arrangement_version, \
     decided_at, outcome, reason, route_to, next_permitted_at, source, counted, counted_before, \
@@ -271,16 +274,17 @@ impl PgStore {
             "INSERT INTO arrangements (customer_ref, customer_name, phone_numbers, kind, windows, \
              allowance, designated_staff, max_call_minutes, language, reason, decided_by, \
              equality_advice_sought, advocate, starts_at, ends_at, review_due, revoked_at, \
-             revoked_reason, created_at, updated_at, version, id) \
+             revoked_reason, created_at, updated_at, version, id, customer_explanation) \
              VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11, \
-             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
         } else {
             "UPDATE arrangements SET customer_ref = $1, customer_name = $2, \
              phone_numbers = $3::jsonb, kind = $4, windows = $5::jsonb, allowance = $6::jsonb, \
              designated_staff = $7::jsonb, max_call_minutes = $8, language = $9, reason = $10, \
              decided_by = $11, equality_advice_sought = $12, advocate = $13, starts_at = $14, \
              ends_at = $15, review_due = $16, revoked_at = $17, revoked_reason = $18, \
-             created_at = $19, updated_at = $20, version = $21 WHERE id = $22"
+             created_at = $19, updated_at = $20, version = $21, customer_explanation = $23 \
+             WHERE id = $22"
         };
         sqlx::query(sql)
             .bind(&a.customer_ref)
@@ -305,6 +309,7 @@ impl PgStore {
             .bind(a.updated_at)
             .bind(a.version)
             .bind(a.id.as_str())
+            .bind(&a.customer_explanation)
             .execute(&mut **tx)
             .await
             .map_err(|err| {
@@ -464,6 +469,8 @@ fn decode_arrangement(r: &PgRow) -> Result<Arrangement, StoreError> {
         created_at: r.try_get("created_at").map_err(map_sqlx)?,
         updated_at: r.try_get("updated_at").map_err(map_sqlx)?,
         version: r.try_get("version").map_err(map_sqlx)?,
+        customer_explanation: r.try_get("customer_explanation").map_err(map_sqlx)?,
+        open_appeals: r.try_get("open_appeals").map_err(map_sqlx)?,
     };
     raw.into_domain()
 }

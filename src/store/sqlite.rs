@@ -31,6 +31,8 @@ use crate::domain::{
     Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, TerminationId,
 };
 
+mod lifecycle;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +41,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const ARRANGEMENT_COLUMNS: &str = "id, customer_ref, customer_name, phone_numbers, kind, windows, \
     allowance, designated_staff, max_call_minutes, language, reason, decided_by, \
     equality_advice_sought, advocate, starts_at, ends_at, review_due, revoked_at, revoked_reason, \
-    created_at, updated_at, version";
+    created_at, updated_at, version, customer_explanation, \
+    (SELECT COUNT(*) FROM appeals p WHERE p.arrangement_id = arrangements.id AND p.status = 'open') AS open_appeals";
 
 const CALL_COLUMNS: &str = "provider, call_id, number, arrangement_id, arrangement_version, \
     decided_at, outcome, reason, route_to, next_permitted_at, source, counted, counted_before, \
@@ -238,14 +241,14 @@ impl SqliteStore {
             "INSERT INTO arrangements (customer_ref, customer_name, phone_numbers, kind, windows, \
              allowance, designated_staff, max_call_minutes, language, reason, decided_by, \
              equality_advice_sought, advocate, starts_at, ends_at, review_due, revoked_at, \
-             revoked_reason, created_at, updated_at, version, id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             revoked_reason, created_at, updated_at, version, customer_explanation, id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         } else {
             "UPDATE arrangements SET customer_ref = ?, customer_name = ?, phone_numbers = ?, \
              kind = ?, windows = ?, allowance = ?, designated_staff = ?, max_call_minutes = ?, \
              language = ?, reason = ?, decided_by = ?, equality_advice_sought = ?, advocate = ?, \
              starts_at = ?, ends_at = ?, review_due = ?, revoked_at = ?, revoked_reason = ?, \
-             created_at = ?, updated_at = ?, version = ? WHERE id = ?"
+             created_at = ?, updated_at = ?, version = ?, customer_explanation = ? WHERE id = ?"
         };
         sqlx::query(sql)
             .bind(&a.customer_ref)
@@ -269,6 +272,7 @@ impl SqliteStore {
             .bind(ms(a.created_at))
             .bind(ms(a.updated_at))
             .bind(a.version)
+            .bind(&a.customer_explanation)
             .bind(a.id.as_str())
             .execute(&mut **tx)
             .await
@@ -329,6 +333,8 @@ fn decode_arrangement(r: &SqliteRow) -> Result<Arrangement, StoreError> {
         created_at: from_ms(r.try_get("created_at").map_err(map_sqlx)?)?,
         updated_at: from_ms(r.try_get("updated_at").map_err(map_sqlx)?)?,
         version: r.try_get("version").map_err(map_sqlx)?,
+        customer_explanation: r.try_get("customer_explanation").map_err(map_sqlx)?,
+        open_appeals: r.try_get("open_appeals").map_err(map_sqlx)?,
     };
     raw.into_domain()
 }

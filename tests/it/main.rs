@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod lifecycle;
 mod logs;
 mod ops;
 mod procs;

@@ -142,6 +142,8 @@ fn arrangement(numbers: &[&str]) -> Arrangement {
         created_at: t,
         updated_at: t,
         version: 0,
+        customer_explanation: None,
+        open_appeals: 0,
     }
 }
 

@@ -322,3 +322,65 @@ macro_rules! delegate_termination_store {
 }
 
 delegate_termination_store!(SlowStore);
+
+/// Pass every `LifecycleStore` call (reviews, appeals) through to `self.inner`.
+#[macro_export]
+macro_rules! delegate_lifecycle_store {
+    ($t:ty) => {
+        #[async_trait::async_trait]
+        impl fairline::store::lifecycle::LifecycleStore for $t {
+            async fn record_review(
+                &self,
+                review: &fairline::store::lifecycle::ArrangementReview,
+                end_reason: &str,
+            ) -> Result<
+                (fairline::store::lifecycle::ArrangementReview, Arrangement),
+                fairline::store::lifecycle::LifecycleError,
+            > {
+                self.inner.record_review(review, end_reason).await
+            }
+            async fn list_reviews(
+                &self,
+                id: &ArrangementId,
+            ) -> Result<Vec<fairline::store::lifecycle::ArrangementReview>, StoreError> {
+                self.inner.list_reviews(id).await
+            }
+            async fn record_appeal(
+                &self,
+                appeal: &fairline::store::lifecycle::Appeal,
+            ) -> Result<
+                (fairline::store::lifecycle::Appeal, Arrangement),
+                fairline::store::lifecycle::LifecycleError,
+            > {
+                self.inner.record_appeal(appeal).await
+            }
+            async fn decide_appeal(
+                &self,
+                id: &fairline::domain::AppealId,
+                decision: &fairline::store::lifecycle::AppealDecision,
+                revoke_reason: &str,
+            ) -> Result<
+                (fairline::store::lifecycle::Appeal, Arrangement),
+                fairline::store::lifecycle::LifecycleError,
+            > {
+                self.inner.decide_appeal(id, decision, revoke_reason).await
+            }
+            async fn get_appeal(
+                &self,
+                id: &fairline::domain::AppealId,
+            ) -> Result<Option<fairline::store::lifecycle::Appeal>, StoreError> {
+                self.inner.get_appeal(id).await
+            }
+            async fn list_appeals(
+                &self,
+                status: Option<fairline::store::lifecycle::AppealStatus>,
+                arrangement_id: Option<&ArrangementId>,
+                limit: u32,
+            ) -> Result<Vec<fairline::store::lifecycle::Appeal>, StoreError> {
+                self.inner.list_appeals(status, arrangement_id, limit).await
+            }
+        }
+    };
+}
+
+delegate_lifecycle_store!(SlowStore);

@@ -1,0 +1,591 @@
+//! Reviews and appeals of arrangements (SPEC §13). Manager tokens only. Every invalid field is
+//! reported at once; each write changes the arrangement's version in the same transaction and
+//! drops the arrangement's numbers from the cache (other instances hear of it through the
+//! store's change notifications).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::extract::{ApiJson, Principal};
+use crate::api::query::QueryFields;
+use crate::domain::{AppealId, Arrangement, ArrangementId, ReviewId};
+use crate::state::AppState;
+use crate::store::lifecycle::{
+    Appeal, AppealDecision, AppealOutcome, AppealStatus, ArrangementReview, LifecycleError,
+    ReviewDecision,
+};
+use crate::store::StoreError;
+
+const MAX_TEXT: usize = 4000;
+
+/// A review as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReviewView {
+    #[schema(example = "rev_01JF0000000000000000000000")]
+    pub id: String,
+    pub arrangement_id: String,
+    /// The arrangement's version this review made.
+    pub arrangement_version: i64,
+    #[schema(example = "continue")]
+    pub outcome: ReviewDecision,
+    pub notes: Option<String>,
+    pub next_review_due: Option<NaiveDate>,
+    pub reviewer: String,
+    pub reviewed_at: DateTime<Utc>,
+}
+
+impl From<&ArrangementReview> for ReviewView {
+    fn from(r: &ArrangementReview) -> Self {
+        ReviewView {
+            id: r.id.to_string(),
+            arrangement_id: r.arrangement_id.to_string(),
+            arrangement_version: r.arrangement_version,
+            outcome: r.outcome,
+            notes: r.notes.clone(),
+            next_review_due: r.next_review_due,
+            reviewer: r.reviewer.clone(),
+            reviewed_at: r.reviewed_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReviewList {
+    pub items: Vec<ReviewView>,
+}
+
+/// An appeal as the API shows it: the decision fields are null while it is open.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppealView {
+    #[schema(example = "apl_01JF0000000000000000000000")]
+    pub id: String,
+    pub arrangement_id: String,
+    #[schema(example = "open")]
+    pub status: AppealStatus,
+    pub received_at: DateTime<Utc>,
+    pub grounds: String,
+    /// The API token that recorded the appeal.
+    pub recorded_by: String,
+    pub created_at: DateTime<Utc>,
+    pub outcome: Option<AppealOutcome>,
+    pub decided_by: Option<String>,
+    pub notes: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Appeal> for AppealView {
+    fn from(a: &Appeal) -> Self {
+        AppealView {
+            id: a.id.to_string(),
+            arrangement_id: a.arrangement_id.to_string(),
+            status: a.status(),
+            received_at: a.received_at,
+            grounds: a.grounds.clone(),
+            recorded_by: a.recorded_by.clone(),
+            created_at: a.created_at,
+            outcome: a.decision.as_ref().map(|d| d.outcome),
+            decided_by: a.decision.as_ref().map(|d| d.decided_by.clone()),
+            notes: a.decision.as_ref().and_then(|d| d.notes.clone()),
+            decided_at: a.decision.as_ref().map(|d| d.decided_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppealList {
+    pub items: Vec<AppealView>,
+}
+
+/// `POST …/reviews` body (documentation; the handler reads the JSON field by field).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ReviewRequest {
+    #[schema(example = "continue")]
+    pub outcome: String,
+    pub notes: Option<String>,
+    /// Required with `continue`; on or before the arrangement's `ends_at`.
+    pub next_review_due: Option<NaiveDate>,
+}
+
+/// `POST …/appeals` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AppealRequest {
+    /// When the appeal was received (default: now; not in the future).
+    pub received_at: Option<DateTime<Utc>>,
+    pub grounds: String,
+}
+
+/// `POST /api/v1/appeals/{id}/decision` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AppealDecisionRequest {
+    #[schema(example = "dismissed")]
+    pub outcome: String,
+    pub decided_by: String,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AppealQuery {
+    /// open | decided
+    pub status: Option<String>,
+    /// Only the appeals against this arrangement (arr_…).
+    pub arrangement_id: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading bodies
+// ---------------------------------------------------------------------------------------------
+
+struct Body<'a> {
+    map: &'a Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Body<'a> {
+    fn new(body: &'a Value, known: &[&str]) -> Result<Self, ApiError> {
+        let map = body
+            .as_object()
+            .ok_or_else(|| ApiError::validation("body", "must be a JSON object"))?;
+        let mut b = Body {
+            map,
+            errors: Vec::new(),
+        };
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                b.err(key, "unknown field");
+            }
+        }
+        Ok(b)
+    }
+    fn err(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+    fn present(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+    fn text(&mut self, key: &str, required: bool) -> Option<String> {
+        match self.get(key) {
+            None if required => {
+                self.err(key, "is required");
+                None
+            }
+            None => None,
+            Some(Value::String(s)) if s.chars().count() > MAX_TEXT => {
+                self.err(key, format!("must be at most {MAX_TEXT} characters"));
+                None
+            }
+            Some(Value::String(s)) => {
+                let t = s.trim();
+                if t.is_empty() && required {
+                    self.err(key, "must not be empty");
+                }
+                Some(t.to_owned()).filter(|t| !t.is_empty())
+            }
+            Some(_) => {
+                self.err(key, "must be a string");
+                None
+            }
+        }
+    }
+    fn choice<T>(&mut self, key: &str, parse: fn(&str) -> Option<T>, words: &str) -> Option<T> {
+        match self.get(key) {
+            None => {
+                self.err(key, format!("is required: {words}"));
+                None
+            }
+            Some(v) => {
+                let parsed = v.as_str().and_then(parse);
+                if parsed.is_none() {
+                    self.err(key, format!("must be one of {words}"));
+                }
+                parsed
+            }
+        }
+    }
+    fn finish(self) -> ApiResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+fn arrangement_id(raw: &str) -> ApiResult<ArrangementId> {
+    ArrangementId::parse(raw).map_err(|_| ApiError::NotFound(format!("no arrangement {raw:?}")))
+}
+
+fn appeal_id(raw: &str) -> ApiResult<AppealId> {
+    AppealId::parse(raw).map_err(|_| ApiError::NotFound(format!("no appeal {raw:?}")))
+}
+
+async fn arrangement(state: &AppState, id: &ArrangementId) -> ApiResult<Arrangement> {
+    state
+        .store
+        .get_arrangement(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))
+}
+
+fn lifecycle_error(e: LifecycleError, not_found: &str) -> ApiError {
+    match e {
+        LifecycleError::Store(StoreError::NotFound) => ApiError::NotFound(not_found.to_owned()),
+        LifecycleError::Store(other) => other.into(),
+        LifecycleError::Revoked => {
+            ApiError::Conflict("the arrangement is revoked: it can no longer be changed".into())
+        }
+        LifecycleError::AlreadyDecided => {
+            ApiError::Conflict("this appeal has already been decided".into())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reviews
+// ---------------------------------------------------------------------------------------------
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/arrangements/{id}/reviews",
+    params(("id" = String, Path, description = "arr_…")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 201, description = "Recorded; the arrangement has a new version", body = ReviewView),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 404, body = crate::api::error::Problem),
+        (status = 409, description = "The arrangement is revoked", body = crate::api::error::Problem),
+        (status = 415, body = crate::api::error::Problem), (status = 422, body = crate::api::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_review(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    principal.require_manager()?;
+    let id = arrangement_id(&id)?;
+    let current = arrangement(&state, &id).await?;
+    let mut b = Body::new(&body, &["outcome", "notes", "next_review_due"])?;
+    let outcome = b.choice("outcome", ReviewDecision::parse, "continue, vary, end");
+    let notes = b.text("notes", false);
+    let next_review_due = match b.get("next_review_due") {
+        None => None,
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        {
+            Some(d) => Some(d),
+            None => {
+                b.err("next_review_due", "must be a date YYYY-MM-DD");
+                None
+            }
+        },
+    };
+    match outcome {
+        Some(ReviewDecision::Continue) => {
+            if !b.present("next_review_due") {
+                b.err(
+                    "next_review_due",
+                    "is required when the outcome is continue",
+                );
+            }
+            if let Some(d) = next_review_due {
+                let ends_local = current
+                    .ends_at
+                    .with_timezone(&state.calendar.tz)
+                    .date_naive();
+                if d > ends_local {
+                    b.err("next_review_due", "must be on or before ends_at");
+                }
+            }
+        }
+        Some(_) if b.present("next_review_due") => {
+            b.err(
+                "next_review_due",
+                "is only given when the outcome is continue",
+            );
+        }
+        _ => {}
+    }
+    b.finish()?;
+    let Some(outcome) = outcome else {
+        return Err(ApiError::Internal(
+            "review validation passed without an outcome".into(),
+        ));
+    };
+    let review = ArrangementReview {
+        id: ReviewId::generate(),
+        arrangement_id: id.clone(),
+        arrangement_version: 0,
+        outcome,
+        notes: notes.clone(),
+        next_review_due,
+        reviewer: principal.name.clone(),
+        reviewed_at: state.clock.now(),
+    };
+    let end_reason = match &notes {
+        Some(n) => format!("Ended at review {}: {n}", review.id),
+        None => format!("Ended at review {}", review.id),
+    };
+    let (saved, a) = state
+        .store
+        .record_review(&review, &end_reason)
+        .await
+        .map_err(|e| lifecycle_error(e, &format!("no arrangement {id}")))?;
+    state.cache.invalidate(&a.phone_numbers).await;
+    tracing::info!(
+        arrangement_id = %a.id,
+        review_id = %saved.id,
+        outcome = saved.outcome.as_str(),
+        version = a.version,
+        actor = %principal.name,
+        "arrangement reviewed"
+    );
+    Ok((StatusCode::CREATED, Json(ReviewView::from(&saved))).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/arrangements/{id}/reviews",
+    params(("id" = String, Path, description = "arr_…")),
+    responses(
+        (status = 200, body = ReviewList),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 404, body = crate::api::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_reviews(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReviewList>> {
+    principal.require_manager()?;
+    let id = arrangement_id(&id)?;
+    let reviews = state.store.list_reviews(&id).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound(format!("no arrangement {id}")),
+        other => other.into(),
+    })?;
+    Ok(Json(ReviewList {
+        items: reviews.iter().map(ReviewView::from).collect(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appeals
+// ---------------------------------------------------------------------------------------------
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/arrangements/{id}/appeals",
+    params(("id" = String, Path, description = "arr_…")),
+    request_body = AppealRequest,
+    responses(
+        (status = 201, description = "Recorded (open); the arrangement has a new version", body = AppealView),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 404, body = crate::api::error::Problem),
+        (status = 409, description = "The arrangement is revoked", body = crate::api::error::Problem),
+        (status = 415, body = crate::api::error::Problem), (status = 422, body = crate::api::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_appeal(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    principal.require_manager()?;
+    let id = arrangement_id(&id)?;
+    let now = state.clock.now();
+    let mut b = Body::new(&body, &["received_at", "grounds"])?;
+    let grounds = b.text("grounds", true);
+    let received_at = match b.get("received_at") {
+        None => Some(now),
+        Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
+            Some(Ok(t)) if t.with_timezone(&Utc) > now + chrono::Duration::minutes(5) => {
+                b.err("received_at", "must not be in the future");
+                None
+            }
+            Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+            _ => {
+                b.err(
+                    "received_at",
+                    "must be an RFC 3339 instant, e.g. 2026-12-01T09:30:00Z",
+                );
+                None
+            }
+        },
+    };
+    b.finish()?;
+    let (Some(grounds), Some(received_at)) = (grounds, received_at) else {
+        return Err(ApiError::Internal(
+            "appeal validation passed with a missing field".into(),
+        ));
+    };
+    let appeal = Appeal {
+        id: AppealId::generate(),
+        arrangement_id: id.clone(),
+        received_at,
+        grounds,
+        recorded_by: principal.name.clone(),
+        created_at: now,
+        decision: None,
+    };
+    let (saved, a) = state
+        .store
+        .record_appeal(&appeal)
+        .await
+        .map_err(|e| lifecycle_error(e, &format!("no arrangement {id}")))?;
+    state.cache.invalidate(&a.phone_numbers).await;
+    tracing::info!(
+        arrangement_id = %a.id,
+        appeal_id = %saved.id,
+        version = a.version,
+        actor = %principal.name,
+        "appeal recorded"
+    );
+    Ok((StatusCode::CREATED, Json(AppealView::from(&saved))).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/appeals/{id}/decision",
+    params(("id" = String, Path, description = "apl_…")),
+    request_body = AppealDecisionRequest,
+    responses(
+        (status = 200, description = "Decided; the arrangement has a new version (revoked when upheld)", body = AppealView),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 404, body = crate::api::error::Problem),
+        (status = 409, description = "Already decided", body = crate::api::error::Problem),
+        (status = 415, body = crate::api::error::Problem), (status = 422, body = crate::api::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn decide_appeal(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<AppealView>> {
+    principal.require_manager()?;
+    let id = appeal_id(&id)?;
+    let mut b = Body::new(&body, &["outcome", "decided_by", "notes"])?;
+    let outcome = b.choice("outcome", AppealOutcome::parse, "upheld, dismissed, varied");
+    let decided_by = b.text("decided_by", true);
+    let notes = b.text("notes", false);
+    b.finish()?;
+    let (Some(outcome), Some(decided_by)) = (outcome, decided_by) else {
+        return Err(ApiError::Internal(
+            "decision validation passed with a missing field".into(),
+        ));
+    };
+    let decision = AppealDecision {
+        outcome,
+        decided_by: decided_by.clone(),
+        notes: notes.clone(),
+        recorded_by: principal.name.clone(),
+        decided_at: state.clock.now(),
+    };
+    let reason = match &notes {
+        Some(n) => format!("Appeal {id} upheld by {decided_by}: {n}"),
+        None => format!("Appeal {id} upheld by {decided_by}"),
+    };
+    let (appeal, a) = state
+        .store
+        .decide_appeal(&id, &decision, &reason)
+        .await
+        .map_err(|e| lifecycle_error(e, &format!("no appeal {id}")))?;
+    state.cache.invalidate(&a.phone_numbers).await;
+    tracing::info!(
+        arrangement_id = %a.id,
+        appeal_id = %appeal.id,
+        outcome = outcome.as_str(),
+        version = a.version,
+        actor = %principal.name,
+        "appeal decided"
+    );
+    Ok(Json(AppealView::from(&appeal)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/appeals/{id}",
+    params(("id" = String, Path, description = "apl_…")),
+    responses(
+        (status = 200, body = AppealView),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 404, body = crate::api::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_appeal(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppealView>> {
+    principal.require_manager()?;
+    let id = appeal_id(&id)?;
+    let appeal = state
+        .store
+        .get_appeal(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no appeal {id}")))?;
+    Ok(Json(AppealView::from(&appeal)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/appeals",
+    params(AppealQuery),
+    responses(
+        (status = 200, body = AppealList),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 422, body = crate::api::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_appeals(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<AppealQuery>,
+) -> ApiResult<Json<AppealList>> {
+    principal.require_manager()?;
+    let mut fields = QueryFields::new();
+    let status = fields.choice(
+        "status",
+        q.status.as_deref(),
+        &[
+            ("open", AppealStatus::Open),
+            ("decided", AppealStatus::Decided),
+        ],
+        "must be open or decided",
+    );
+    let only = fields.cursor(
+        "arrangement_id",
+        q.arrangement_id.as_deref(),
+        ArrangementId::parse,
+        "must be an arrangement id (arr_…)",
+    );
+    let limit = fields.limit(q.limit);
+    fields.finish()?;
+    let items = state
+        .store
+        .list_appeals(status, only.as_ref(), limit)
+        .await?;
+    Ok(Json(AppealList {
+        items: items.iter().map(AppealView::from).collect(),
+    }))
+}
