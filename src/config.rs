@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use crate::domain::{LanguageSetting, PhoneNumber, StaffId};
 use crate::messages::MessageKey;
 
+pub mod lifecycle;
+
 /// The built-in defaults (SPEC §3), applied beneath the file.
 pub const BUILT_IN_DEFAULTS: &str = r#"
 [server]
@@ -124,6 +126,8 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub retention: RetentionConfig,
     pub messages: MessageOverrides,
+    /// Reviews, letters, notices and signed notifications (SPEC §13).
+    pub lifecycle: lifecycle::LifecycleConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -863,6 +867,7 @@ impl Reader {
         let v = top.entries.remove("notifications");
         let mut t = self.table("notifications", v);
         let webhook_url = self.url(&mut t, "webhook_url", true);
+        let lifecycle = self.lifecycle_notifications(&mut t);
         self.finish(t);
 
         // [retention]
@@ -928,6 +933,7 @@ impl Reader {
                 termination_days: u32::try_from(termination_days?).ok()?,
             },
             messages: messages?,
+            lifecycle: lifecycle?,
         })
     }
 

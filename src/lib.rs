@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod providers;
 pub mod retention;
 pub mod service;
+pub mod signing;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -185,7 +185,8 @@ async fn deliver_due(
             // The lease runs out (or is released at the next start); the row is not lost.
             break;
         }
-        match post(http, url, &item).await {
+        let signing = state.config.lifecycle.signing_secret.as_ref();
+        match post(http, url, &item, signing).await {
             Ok(()) => {
                 tracing::info!(
                     termination_id = %item.termination_id,
@@ -222,9 +223,21 @@ async fn deliver_due(
 
 /// One attempt. The error is short and holds neither the URL nor the payload (the URL may
 /// carry a secret; the payload carries the caller's number).
-async fn post(http: &reqwest::Client, url: &str, item: &OutboxItem) -> Result<(), String> {
-    let result = http
-        .post(url)
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    item: &OutboxItem,
+    signing: Option<&crate::config::lifecycle::SigningSecret>,
+) -> Result<(), String> {
+    let mut request = http.post(url);
+    if let Some(secret) = signing {
+        let id = crate::signing::message_id(item.termination_id.as_str(), &item.event);
+        let now = Utc::now().timestamp();
+        for (name, value) in crate::signing::headers(secret, &id, now, item.payload.as_bytes()) {
+            request = request.header(name, value);
+        }
+    }
+    let result = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("Idempotency-Key", item.termination_id.as_str())
         .header("X-Fairline-Event", item.event.as_str())

@@ -1,10 +1,15 @@
 //! Reviews, appeals and `customer_explanation` (SPEC §13) through the real server, on SQLite
 //! and (when `FAIRLINE_TEST_POSTGRES_URL` is set) PostgreSQL.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use fairline::clock::ManualClock;
+use fairline::domain::{CallId, CallerId, Provider};
+use fairline::engine::Outcome;
+use fairline::providers::CallEvent;
 use fairline::state::Overrides;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -109,10 +114,25 @@ fn fields(problem: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The decision for a call from `number`, through the cache as a webhook would get it:
+/// `"refuse"`, `"continue"` or `"route"`.
 async fn evaluate_outcome(app: &TestApp, number: &str) -> String {
-    let (status, body) = post(app, "/api/v1/evaluate", json!({ "from": number })).await;
-    assert_eq!(status, 200, "{body}");
-    body["outcome"].as_str().unwrap().to_owned()
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, Ordering::SeqCst);
+    let d = app
+        .state
+        .decide_call(&CallEvent {
+            provider: Provider::Twilio,
+            call_id: CallId::parse(&format!("CA-lifecycle-{n}")).unwrap(),
+            caller: CallerId::classify(number),
+        })
+        .await;
+    match d.decision.outcome {
+        Outcome::Refuse => "refuse",
+        Outcome::Continue => "continue",
+        Outcome::Route => "route",
+    }
+    .to_owned()
 }
 
 async fn history_changes(app: &TestApp, id: &str) -> Vec<(i64, String, String)> {
@@ -653,4 +673,90 @@ async fn customer_explanation_is_stored_and_in_history(app: &TestApp, _clock: &M
     let (status, p) = post(app, "/api/v1/arrangements", long).await;
     assert_eq!(status, 422, "{p}");
     assert_eq!(fields(&p), vec!["customer_explanation"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several instances
+// ---------------------------------------------------------------------------------------------
+
+/// Poll `number` on `app` until the decision is `want`; panics after a second.
+async fn within_a_second(app: &TestApp, number: &str, want: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if evaluate_outcome(app, number).await == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "not {want} after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A review that ends an arrangement, and an upheld appeal, made through one instance are
+/// enforced by another (which had the arrangement cached) within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_review_end_and_upheld_appeal_reach_another_instance_within_a_second() {
+    let Some((url, schema)) = crate::support::pg_schema(
+        "lifecycle::postgres_review_end_and_upheld_appeal_reach_another_instance_within_a_second",
+    ) else {
+        return;
+    };
+    let clock = ManualClock::new(t(NOW));
+    let a = TestApp::spawn_pg(&url, &schema, "", overrides(&clock))
+        .await
+        .unwrap();
+    let b = TestApp::spawn_pg(&url, &schema, "", overrides(&clock))
+        .await
+        .unwrap();
+
+    let first = a.create_arrangement(blocked(NUMBER)).await;
+    within_a_second(&b, NUMBER, "refuse").await;
+    // Cached on B now.
+    assert_eq!(evaluate_outcome(&b, NUMBER).await, "refuse");
+    let (status, r) = post(
+        &a,
+        &format!(
+            "/api/v1/arrangements/{}/reviews",
+            first["id"].as_str().unwrap()
+        ),
+        json!({"outcome": "end"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    let took = within_a_second(&b, NUMBER, "continue").await;
+    eprintln!("review end on A seen by B after {took:?}");
+
+    let second_number = "+447700900777";
+    let second = a.create_arrangement(blocked(second_number)).await;
+    within_a_second(&b, second_number, "refuse").await;
+    let (status, appeal) = post(
+        &a,
+        &format!(
+            "/api/v1/arrangements/{}/appeals",
+            second["id"].as_str().unwrap()
+        ),
+        json!({"grounds": "Unfair"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{appeal}");
+    // Decided through B this time; A had it cached.
+    assert_eq!(evaluate_outcome(&a, second_number).await, "refuse");
+    let (status, d) = post(
+        &b,
+        &format!(
+            "/api/v1/appeals/{}/decision",
+            appeal["id"].as_str().unwrap()
+        ),
+        json!({"outcome": "upheld", "decided_by": "Chief Executive"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    let took = within_a_second(&a, second_number, "continue").await;
+    eprintln!("upheld appeal on B seen by A after {took:?}");
+
+    a.stop().await;
+    b.stop().await;
+    let _ = fairline::store::postgres::PgStore::drop_schema(&url, &schema).await;
 }

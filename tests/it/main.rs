@@ -10,6 +10,7 @@ mod procs;
 mod robustness;
 mod scale;
 mod scale_out;
+mod signing;
 mod storage;
 mod support;
 mod telnyx;

@@ -1,0 +1,114 @@
+//! Configuration keys for reviews, letters, notices and signed notifications (SPEC §13):
+//! `[notifications] signing_secret` / `reminder_days`. Read by the same key-by-key reader as
+//! the rest of the configuration, so problems are reported with their key paths.
+
+use std::fmt;
+
+use base64::Engine as _;
+
+use super::{Reader, Table};
+
+/// The default for `notifications.reminder_days`.
+pub const DEFAULT_REMINDER_DAYS: u32 = 14;
+
+/// A Standard Webhooks signing key (`whsec_` + base64 of 24 to 64 bytes). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecret(Vec<u8>);
+
+impl SigningSecret {
+    /// Parse `whsec_<base64>`.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let b64 = raw
+            .trim()
+            .strip_prefix("whsec_")
+            .ok_or("must start with whsec_ followed by the base64 key")?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| "the part after whsec_ must be base64")?;
+        if !(24..=64).contains(&key.len()) {
+            return Err("the key after whsec_ must be 24 to 64 bytes");
+        }
+        Ok(SigningSecret(key))
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSecret(***)")
+    }
+}
+
+/// The §13 additions to the configuration.
+#[derive(Clone, Debug)]
+pub struct LifecycleConfig {
+    /// Sign every notification (Standard Webhooks) when set.
+    pub signing_secret: Option<SigningSecret>,
+    /// Notices of reviews due and arrangements ending look this many days ahead.
+    pub reminder_days: u32,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            signing_secret: None,
+            reminder_days: DEFAULT_REMINDER_DAYS,
+        }
+    }
+}
+
+impl Reader {
+    /// The optional §13 keys of `[notifications]` (removed from `t` as they are read).
+    pub(super) fn lifecycle_notifications(&mut self, t: &mut Table<'_>) -> Option<LifecycleConfig> {
+        let mut ok = true;
+        let signing_secret = match self.opt_string(t, "signing_secret") {
+            None => None,
+            Some(s) if s.is_empty() => None,
+            Some(s) => match SigningSecret::parse(&s) {
+                Ok(k) => Some(k),
+                Err(msg) => {
+                    self.problem("notifications.signing_secret", msg);
+                    ok = false;
+                    None
+                }
+            },
+        };
+        let reminder_days = if t.entries.contains_key("reminder_days") {
+            match self.uint(t, "reminder_days", 1, 365) {
+                Some(d) => u32::try_from(d).ok(),
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        } else {
+            Some(DEFAULT_REMINDER_DAYS)
+        };
+        if !ok {
+            return None;
+        }
+        Some(LifecycleConfig {
+            signing_secret,
+            reminder_days: reminder_days?,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_need_the_prefix_base64_and_a_sensible_length() {
+        assert!(SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        assert!(SigningSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert!(SigningSecret::parse("whsec_not base64!").is_err());
+        assert!(SigningSecret::parse("whsec_c2hvcnQ=").is_err());
+        let s = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(format!("{s:?}"), "SigningSecret(***)");
+    }
+}
