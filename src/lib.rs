@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod messages;
+pub mod notices;
 pub mod outbox;
 pub mod providers;
 pub mod retention;
@@ -143,6 +144,7 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         tasks.push(t);
     }
     tasks.push(retention::spawn(state.clone()));
+    tasks.push(notices::spawn(state.clone()));
     tasks.push(outbox::spawn(state));
     tasks
 }

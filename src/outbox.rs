@@ -146,6 +146,10 @@ async fn run(state: AppState, started_at: chrono::DateTime<Utc>) {
                 Ok(n) => full_batch = n >= BATCH as usize,
                 Err(e) => tracing::warn!(error = %e, "could not read the outbox"),
             }
+            match crate::notices::deliver_due(&state, &http, url).await {
+                Ok(n) => full_batch |= n >= BATCH as usize,
+                Err(e) => tracing::warn!(error = %e, "could not read the notices"),
+            }
         }
         match state.store.outbox_depth().await {
             Ok(depth) => metrics::gauge!("fairline_outbox_depth").set(depth as f64),

@@ -32,3 +32,21 @@ CREATE TABLE appeals (
 );
 CREATE INDEX appeals_arrangement ON appeals (arrangement_id, status);
 CREATE INDEX appeals_status ON appeals (status, created_at);
+
+-- Notices to the organisation (arrangement.review_due, …, appeal.created), delivered like the
+-- termination outbox. `notice_key` makes each event once per arrangement version, whichever
+-- instance's sweep queues it first.
+CREATE TABLE notices (
+    id              TEXT        PRIMARY KEY,
+    notice_key      TEXT        NOT NULL UNIQUE,
+    event           TEXT        NOT NULL,
+    arrangement_id  TEXT        NOT NULL,
+    payload         TEXT        NOT NULL,
+    attempts        INTEGER     NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ NOT NULL,
+    leased_until    TIMESTAMPTZ,
+    last_error      TEXT,
+    created_at      TIMESTAMPTZ NOT NULL,
+    delivered_at    TIMESTAMPTZ
+);
+CREATE INDEX notices_due ON notices (delivered_at, next_attempt_at);

@@ -450,6 +450,10 @@ pub async fn create_appeal(
         .await
         .map_err(|e| lifecycle_error(e, &format!("no arrangement {id}")))?;
     state.cache.invalidate(&a.phone_numbers).await;
+    if let Err(e) = crate::notices::queue_appeal_created(&state, &saved, &a).await {
+        // The daily sweep queues it later; the appeal itself is recorded.
+        tracing::warn!(error = %e, appeal_id = %saved.id, "could not queue appeal.created now");
+    }
     tracing::info!(
         arrangement_id = %a.id,
         appeal_id = %saved.id,

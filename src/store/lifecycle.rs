@@ -197,6 +197,73 @@ pub trait LifecycleStore: Send + Sync + 'static {
         arrangement_id: Option<&ArrangementId>,
         limit: u32,
     ) -> Result<Vec<Appeal>, StoreError>;
+
+    /// Queue a notice unless one with the same `key` was ever queued (by any instance):
+    /// `true` when this call queued it.
+    async fn queue_notice(&self, notice: &NewNotice) -> Result<bool, StoreError>;
+
+    /// Lease up to `limit` notices due at `now` until `lease_until`, oldest first.
+    async fn take_due_notices(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notice>, StoreError>;
+
+    async fn notice_delivered(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    async fn notice_failed(
+        &self,
+        id: &str,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Every notice queued (delivered or not), oldest first, at most `limit`.
+    async fn list_notices(&self, limit: u32) -> Result<Vec<Notice>, StoreError>;
+}
+
+/// A notice to queue (SPEC §13).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewNotice {
+    /// `ntc_…`; also the `webhook-id` and `Idempotency-Key` of every delivery attempt.
+    pub id: String,
+    /// Unique per event and arrangement version (or appeal): `event:arr_…:vN`.
+    pub key: String,
+    pub event: String,
+    pub arrangement_id: ArrangementId,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A queued notice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub id: String,
+    pub key: String,
+    pub event: String,
+    pub arrangement_id: String,
+    pub payload: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) const INSERT_NOTICE: &str = "INSERT INTO notices \
+    (id, notice_key, event, arrangement_id, payload, next_attempt_at, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (notice_key) DO NOTHING";
+
+pub(crate) const NOTICE_COLUMNS: &str =
+    "id, notice_key, event, arrangement_id, payload, attempts, delivered_at";
+
+pub(crate) const NOTICE_DELIVERED: &str =
+    "UPDATE notices SET delivered_at = $1, leased_until = NULL WHERE id = $2";
+
+pub(crate) const NOTICE_FAILED: &str = "UPDATE notices SET attempts = attempts + 1, \
+    next_attempt_at = $1, leased_until = NULL, last_error = $2 WHERE id = $3";
+
+pub(crate) fn list_notices_sql() -> String {
+    format!("SELECT {NOTICE_COLUMNS} FROM notices ORDER BY created_at, id LIMIT $1")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ mod api;
 mod app;
 mod lifecycle;
 mod logs;
+mod notices;
 mod ops;
 mod procs;
 mod robustness;

@@ -379,6 +379,41 @@ macro_rules! delegate_lifecycle_store {
             ) -> Result<Vec<fairline::store::lifecycle::Appeal>, StoreError> {
                 self.inner.list_appeals(status, arrangement_id, limit).await
             }
+            async fn queue_notice(
+                &self,
+                n: &fairline::store::lifecycle::NewNotice,
+            ) -> Result<bool, StoreError> {
+                self.inner.queue_notice(n).await
+            }
+            async fn take_due_notices(
+                &self,
+                now: DateTime<Utc>,
+                lease_until: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<fairline::store::lifecycle::Notice>, StoreError> {
+                self.inner.take_due_notices(now, lease_until, limit).await
+            }
+            async fn notice_delivered(
+                &self,
+                id: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                self.inner.notice_delivered(id, at).await
+            }
+            async fn notice_failed(
+                &self,
+                id: &str,
+                retry_at: DateTime<Utc>,
+                error: &str,
+            ) -> Result<(), StoreError> {
+                self.inner.notice_failed(id, retry_at, error).await
+            }
+            async fn list_notices(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<fairline::store::lifecycle::Notice>, StoreError> {
+                self.inner.list_notices(limit).await
+            }
         }
     };
 }

@@ -14,7 +14,24 @@ use crate::store::lifecycle::{
     AppealOutcome, AppealStatus, ArrangementReview, LifecycleError, LifecycleStore, RawAppeal,
     RawReview, ARRANGEMENT_EXISTS, DECIDE_APPEAL, INSERT_APPEAL, INSERT_REVIEW, SELECT_REVIEWS,
 };
+use crate::store::lifecycle::{
+    list_notices_sql, NewNotice, Notice, INSERT_NOTICE, NOTICE_COLUMNS, NOTICE_DELIVERED,
+    NOTICE_FAILED,
+};
 use crate::store::{ChangeKind, StoreError};
+
+fn decode_notice(r: &PgRow) -> Result<Notice, StoreError> {
+    let attempts: i32 = r.try_get("attempts").map_err(map_sqlx)?;
+    Ok(Notice {
+        id: r.try_get("id").map_err(map_sqlx)?,
+        key: r.try_get("notice_key").map_err(map_sqlx)?,
+        event: r.try_get("event").map_err(map_sqlx)?,
+        arrangement_id: r.try_get("arrangement_id").map_err(map_sqlx)?,
+        payload: r.try_get("payload").map_err(map_sqlx)?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        delivered_at: r.try_get("delivered_at").map_err(map_sqlx)?,
+    })
+}
 
 fn decode_appeal(r: &PgRow) -> Result<Appeal, StoreError> {
     RawAppeal {
@@ -236,5 +253,90 @@ impl LifecycleStore for PgStore {
             .await
             .map_err(map_sqlx)?;
         rows.iter().map(decode_appeal).collect()
+    }
+
+    async fn queue_notice(&self, n: &NewNotice) -> Result<bool, StoreError> {
+        let at = trunc(n.created_at);
+        let done = sqlx::query(INSERT_NOTICE)
+            .bind(&n.id)
+            .bind(&n.key)
+            .bind(&n.event)
+            .bind(n.arrangement_id.as_str())
+            .bind(&n.payload)
+            .bind(at)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn take_due_notices(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notice>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE notices SET leased_until = $2 WHERE id IN ( \
+               SELECT id FROM notices WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+               AND (leased_until IS NULL OR leased_until < $1) \
+               ORDER BY next_attempt_at, created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {NOTICE_COLUMNS}, created_at"
+        ))
+        .bind(now)
+        .bind(trunc(lease_until))
+        .bind(list_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let created: chrono::DateTime<chrono::Utc> =
+                r.try_get("created_at").map_err(map_sqlx)?;
+            items.push((created, decode_notice(r)?));
+        }
+        items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        Ok(items.into_iter().map(|(_, n)| n).collect())
+    }
+
+    async fn notice_delivered(
+        &self,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(NOTICE_DELIVERED)
+            .bind(trunc(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn notice_failed(
+        &self,
+        id: &str,
+        retry_at: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(NOTICE_FAILED)
+            .bind(trunc(retry_at))
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn list_notices(&self, limit: u32) -> Result<Vec<Notice>, StoreError> {
+        let rows = sqlx::query(&list_notices_sql())
+            .bind(list_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(decode_notice).collect()
     }
 }

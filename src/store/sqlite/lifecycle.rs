@@ -14,7 +14,28 @@ use crate::store::lifecycle::{
     AppealOutcome, AppealStatus, ArrangementReview, LifecycleError, LifecycleStore, RawAppeal,
     RawReview, ARRANGEMENT_EXISTS, DECIDE_APPEAL, INSERT_APPEAL, INSERT_REVIEW, SELECT_REVIEWS,
 };
+use crate::store::lifecycle::{
+    list_notices_sql, NewNotice, Notice, INSERT_NOTICE, NOTICE_COLUMNS, NOTICE_DELIVERED,
+    NOTICE_FAILED,
+};
 use crate::store::{ChangeKind, StoreError};
+
+fn decode_notice(r: &SqliteRow) -> Result<Notice, StoreError> {
+    let attempts: i64 = r.try_get("attempts").map_err(map_sqlx)?;
+    Ok(Notice {
+        id: r.try_get("id").map_err(map_sqlx)?,
+        key: r.try_get("notice_key").map_err(map_sqlx)?,
+        event: r.try_get("event").map_err(map_sqlx)?,
+        arrangement_id: r.try_get("arrangement_id").map_err(map_sqlx)?,
+        payload: r.try_get("payload").map_err(map_sqlx)?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        delivered_at: r
+            .try_get::<Option<i64>, _>("delivered_at")
+            .map_err(map_sqlx)?
+            .map(from_ms)
+            .transpose()?,
+    })
+}
 
 fn decode_appeal(r: &SqliteRow) -> Result<Appeal, StoreError> {
     RawAppeal {
@@ -235,5 +256,99 @@ impl LifecycleStore for SqliteStore {
             .await
             .map_err(map_sqlx)?;
         rows.iter().map(decode_appeal).collect()
+    }
+
+    async fn queue_notice(&self, n: &NewNotice) -> Result<bool, StoreError> {
+        let (_turn, mut tx) = self.begin_immediate().await?;
+        let done = sqlx::query(INSERT_NOTICE)
+            .bind(&n.id)
+            .bind(&n.key)
+            .bind(&n.event)
+            .bind(n.arrangement_id.as_str())
+            .bind(&n.payload)
+            .bind(ms(n.created_at))
+            .bind(ms(n.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(done == 1)
+    }
+
+    async fn take_due_notices(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notice>, StoreError> {
+        let (_turn, mut tx) = self.begin_immediate().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {NOTICE_COLUMNS} FROM notices WHERE delivered_at IS NULL \
+             AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until < $1) \
+             ORDER BY next_attempt_at, created_at, id LIMIT $2"
+        ))
+        .bind(ms(now))
+        .bind(list_limit(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let items = rows
+            .iter()
+            .map(decode_notice)
+            .collect::<Result<Vec<_>, _>>()?;
+        for n in &items {
+            sqlx::query("UPDATE notices SET leased_until = $1 WHERE id = $2")
+                .bind(ms(lease_until))
+                .bind(&n.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(items)
+    }
+
+    async fn notice_delivered(
+        &self,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin_immediate().await?;
+        sqlx::query(NOTICE_DELIVERED)
+            .bind(ms(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn notice_failed(
+        &self,
+        id: &str,
+        retry_at: chrono::DateTime<chrono::Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let (_turn, mut tx) = self.begin_immediate().await?;
+        sqlx::query(NOTICE_FAILED)
+            .bind(ms(retry_at))
+            .bind(error)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn list_notices(&self, limit: u32) -> Result<Vec<Notice>, StoreError> {
+        let rows = sqlx::query(&list_notices_sql())
+            .bind(list_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(decode_notice).collect()
     }
 }
