@@ -739,6 +739,7 @@ impl Reader {
                 }
             });
         let language = self.language(&mut t, "organisation.language", "language");
+        let letterhead = self.lifecycle_organisation(&mut t);
         let closed_dates = self.closed_dates(&mut t);
         self.finish(t);
 
@@ -880,6 +881,7 @@ impl Reader {
         // [messages]
         let v = top.entries.remove("messages");
         let messages = self.messages(v);
+        let letters_dir = self.lifecycle_letters(top.entries.remove("letters"));
 
         self.finish(top);
 
@@ -933,7 +935,7 @@ impl Reader {
                 termination_days: u32::try_from(termination_days?).ok()?,
             },
             messages: messages?,
-            lifecycle: lifecycle?,
+            lifecycle: lifecycle::LifecycleConfig::combine(lifecycle, letterhead, letters_dir)?,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod letters;
 pub mod messages;
 pub mod notices;
 pub mod outbox;

@@ -593,3 +593,159 @@ pub async fn list_appeals(
         items: items.iter().map(AppealView::from).collect(),
     }))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Letters
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LetterQuery {
+    /// notice | review | ended
+    pub kind: Option<String>,
+    /// en | cy | en+cy | cy+en (default: the arrangement's language)
+    pub language: Option<String>,
+    /// html | text | pdf (default html)
+    pub format: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/arrangements/{id}/letter",
+    params(("id" = String, Path, description = "arr_…"), LetterQuery),
+    responses(
+        (status = 200, description = "The letter (text/html, text/plain or application/pdf)", content_type = "text/html"),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 404, body = crate::api::error::Problem),
+        (status = 409, description = "No review recorded (review) or not ended yet (ended)", body = crate::api::error::Problem),
+        (status = 422, body = crate::api::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn letter(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<LetterQuery>,
+) -> ApiResult<Response> {
+    use crate::letters::{LetterError, LetterFormat, LetterInput, LetterKind};
+    principal.require_manager()?;
+    let id = arrangement_id(&id)?;
+    let mut fields = QueryFields::new();
+    let kind = match q.kind.as_deref().filter(|s| !s.is_empty()) {
+        None => {
+            fields.invalid("kind", "is required: notice, review or ended");
+            None
+        }
+        Some(k) => {
+            let parsed = LetterKind::parse(k);
+            if parsed.is_none() {
+                fields.invalid("kind", "must be notice, review or ended");
+            }
+            parsed
+        }
+    };
+    let language = match q.language.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(l) => match l.parse::<crate::domain::LanguageSetting>() {
+            Ok(l) => Some(l),
+            Err(_) => {
+                fields.invalid("language", "must be en, cy, en+cy or cy+en");
+                None
+            }
+        },
+    };
+    let format = match q.format.as_deref().filter(|s| !s.is_empty()) {
+        None => Some(LetterFormat::Html),
+        Some(f) => {
+            let parsed = LetterFormat::parse(f);
+            if parsed.is_none() {
+                fields.invalid("format", "must be html, text or pdf");
+            }
+            parsed
+        }
+    };
+    fields.finish()?;
+    let (Some(kind), Some(format)) = (kind, format) else {
+        return Err(ApiError::Internal(
+            "letter query passed without a kind".into(),
+        ));
+    };
+    let a = arrangement(&state, &id).await?;
+    let reviews = if kind == LetterKind::Review {
+        state.store.list_reviews(&id).await?
+    } else {
+        Vec::new()
+    };
+    let languages = language.unwrap_or(a.language).spoken();
+    let staff_names: Vec<String> = a
+        .designated_staff
+        .iter()
+        .map(|s| {
+            state
+                .config
+                .staff_member(s)
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| s.to_string())
+        })
+        .collect();
+    let cfg = &state.config.lifecycle;
+    let input = LetterInput {
+        kind,
+        arrangement: &a,
+        review: reviews.last(),
+        organisation: &state.config.organisation.name,
+        letterhead: &cfg.letterhead,
+        staff_names,
+        now: state.clock.now(),
+        tz: state.calendar.tz,
+        languages,
+        templates_dir: cfg.letters_dir.as_deref(),
+    };
+    let built = crate::letters::build(&input).map_err(|e| match e {
+        LetterError::NoReview | LetterError::NotEnded => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let file = format!(
+        "letter-{}-{}",
+        a.customer_ref
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            })
+            .collect::<String>(),
+        kind.as_str()
+    );
+    let (content_type, body, ext) = match format {
+        LetterFormat::Html => (
+            "text/html; charset=utf-8",
+            crate::letters::to_html(&built).into_bytes(),
+            "html",
+        ),
+        LetterFormat::Text => (
+            "text/plain; charset=utf-8",
+            crate::letters::to_text(&built).into_bytes(),
+            "txt",
+        ),
+        LetterFormat::Pdf => (
+            "application/pdf",
+            // Laying out a PDF is CPU work: keep it off the request threads.
+            tokio::task::spawn_blocking(move || crate::letters::to_pdf(&built))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            "pdf",
+        ),
+    };
+    let disposition = format!("inline; filename=\"{file}.{ext}\"");
+    Ok((
+        StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}

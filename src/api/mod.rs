@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/api/v1/arrangements/{id}/appeals",
             post(lifecycle::create_appeal),
         )
+        .route("/api/v1/arrangements/{id}/letter", get(lifecycle::letter))
         .route("/api/v1/appeals", get(lifecycle::list_appeals))
         .route("/api/v1/appeals/{id}", get(lifecycle::get_appeal))
         .route(

@@ -41,6 +41,7 @@ impl Modify for BearerAuth {
         crate::api::lifecycle::decide_appeal,
         crate::api::lifecycle::get_appeal,
         crate::api::lifecycle::list_appeals,
+        crate::api::lifecycle::letter,
         openapi_json,
     ),
     components(schemas(crate::api::terminations::TerminationNotification)),

@@ -3,6 +3,7 @@
 //! the rest of the configuration, so problems are reported with their key paths.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use base64::Engine as _;
 
@@ -49,6 +50,10 @@ pub struct LifecycleConfig {
     pub signing_secret: Option<SigningSecret>,
     /// Notices of reviews due and arrangements ending look this many days ahead.
     pub reminder_days: u32,
+    /// `[organisation]` keys used in letters to the customer.
+    pub letterhead: Letterhead,
+    /// `[letters] templates_dir`: templates found there replace the built-in ones.
+    pub letters_dir: Option<PathBuf>,
 }
 
 impl Default for LifecycleConfig {
@@ -56,7 +61,35 @@ impl Default for LifecycleConfig {
         LifecycleConfig {
             signing_secret: None,
             reminder_days: DEFAULT_REMINDER_DAYS,
+            letterhead: Letterhead::default(),
+            letters_dir: None,
         }
+    }
+}
+
+/// `[organisation] address`, `phone`, `email`, `appeal_contact`, `advocacy_text`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Letterhead {
+    /// Postal address; lines separated by newlines.
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// How to appeal: who to write to.
+    pub appeal_contact: Option<String>,
+    /// What the customer is told about advocates.
+    pub advocacy_text: Option<String>,
+}
+
+impl LifecycleConfig {
+    pub(super) fn combine(
+        notifications: Option<LifecycleConfig>,
+        letterhead: Option<Letterhead>,
+        letters_dir: Option<Option<PathBuf>>,
+    ) -> Option<LifecycleConfig> {
+        let mut c = notifications?;
+        c.letterhead = letterhead?;
+        c.letters_dir = letters_dir?;
+        Some(c)
     }
 }
 
@@ -93,7 +126,47 @@ impl Reader {
         Some(LifecycleConfig {
             signing_secret,
             reminder_days: reminder_days?,
+            ..LifecycleConfig::default()
         })
+    }
+
+    /// The optional letter keys of `[organisation]` (removed from `t` as they are read).
+    pub(super) fn lifecycle_organisation(&mut self, t: &mut Table<'_>) -> Option<Letterhead> {
+        let mut text = |r: &mut Reader, key: &str| {
+            r.opt_string(t, key)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        Some(Letterhead {
+            address: text(self, "address"),
+            phone: text(self, "phone"),
+            email: text(self, "email"),
+            appeal_contact: text(self, "appeal_contact"),
+            advocacy_text: text(self, "advocacy_text"),
+        })
+    }
+
+    /// `[letters]`: `templates_dir`, a directory that must exist when given.
+    pub(super) fn lifecycle_letters(
+        &mut self,
+        v: Option<&figment::value::Value>,
+    ) -> Option<Option<PathBuf>> {
+        let mut t = self.table("letters", v);
+        let dir = self
+            .opt_string(&mut t, "templates_dir")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        self.finish(t);
+        match dir {
+            Some(d) if !d.is_dir() => {
+                self.problem(
+                    "letters.templates_dir",
+                    format!("{} is not a directory", d.display()),
+                );
+                None
+            }
+            other => Some(other),
+        }
     }
 }
 

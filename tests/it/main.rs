@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod letters;
 mod lifecycle;
 mod logs;
 mod notices;
