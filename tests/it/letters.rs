@@ -322,3 +322,46 @@ async fn templates_can_be_overridden_and_bad_queries_are_422() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+/// The same letter from a PostgreSQL store as from SQLite (the golden file).
+#[tokio::test]
+async fn postgres_letters_match_the_golden_files() {
+    let Some((url, schema)) =
+        crate::support::pg_schema("letters::postgres_letters_match_the_golden_files")
+    else {
+        return;
+    };
+    let store = fairline::store::postgres::PgStore::connect_in_schema(&url, &schema)
+        .await
+        .unwrap();
+    let cfg = config::from_sources(&test_toml(&url, ""), &env()).unwrap();
+    let clock = ManualClock::new(t(NOW));
+    let state = AppState::with_store(
+        cfg,
+        Arc::new(store),
+        Overrides {
+            clock: Some(Arc::new(clock.clone())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let app = TestApp::start(state, None).await;
+    let a = app.create_arrangement(record("+442920123456")).await;
+    let id = a["id"].as_str().unwrap();
+    let (status, _, text) = fetch(&app, id, "kind=notice&language=en%2Bcy&format=text").await;
+    assert_eq!(status, 200);
+    check_golden("notice.en-cy.txt", &String::from_utf8(text).unwrap());
+    clock.set(t("2027-01-28T11:00:00Z"));
+    let resp = app
+        .manager(Method::POST, &format!("/api/v1/arrangements/{id}/reviews"))
+        .json(&json!({"outcome": "continue", "next_review_due": "2027-04-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let (status, _, html) = fetch(&app, id, "kind=review&language=cy&format=html").await;
+    assert_eq!(status, 200);
+    check_golden("review.cy.html", &String::from_utf8(html).unwrap());
+    app.stop().await;
+    let _ = fairline::store::postgres::PgStore::drop_schema(&url, &schema).await;
+}
