@@ -570,15 +570,16 @@ pub fn to_html(letter: &Letter) -> String {
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         esc(&title)
     );
-    out.push_str("<header class=\"letterhead\">\n");
+    let mut header = String::from("<header class=\"letterhead\">\n");
     for (i, l) in letter.letterhead.iter().enumerate() {
         let class = if i == 0 { " class=\"org\"" } else { "" };
-        out.push_str(&format!("<p{class}>{}</p>\n", esc(l)));
+        header.push_str(&format!("<p{class}>{}</p>\n", esc(l)));
     }
-    out.push_str("</header>\n");
+    header.push_str("</header>\n");
     for s in &letter.sections {
+        // Each language is a whole letter (printed from a new page), letterhead included.
         out.push_str(&format!(
-            "<section lang=\"{}\">\n<p class=\"date\">{}</p>\n",
+            "<section lang=\"{}\">\n{header}<p class=\"date\">{}</p>\n",
             s.language.as_str(),
             esc(&s.date)
         ));
