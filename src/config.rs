@@ -399,6 +399,9 @@ impl Config {
                 .map(redact_url)
                 .unwrap_or_else(|| "(none)".into()),
         );
+        for (key, value) in self.lifecycle.summary_lines() {
+            line(key, value);
+        }
         line(
             "retention.decision_log_days",
             self.retention.decision_log_days.to_string(),

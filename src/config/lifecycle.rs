@@ -81,6 +81,31 @@ pub struct Letterhead {
 }
 
 impl LifecycleConfig {
+    /// `check-config` lines; the signing secret is never shown.
+    pub fn summary_lines(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "notifications.signing_secret",
+                if self.signing_secret.is_some() {
+                    "(set, hidden)".to_owned()
+                } else {
+                    "(none: notifications are not signed)".to_owned()
+                },
+            ),
+            (
+                "notifications.reminder_days",
+                self.reminder_days.to_string(),
+            ),
+            (
+                "letters.templates_dir",
+                self.letters_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "(built-in templates)".to_owned()),
+            ),
+        ]
+    }
+
     pub(super) fn combine(
         notifications: Option<LifecycleConfig>,
         letterhead: Option<Letterhead>,
@@ -183,5 +208,52 @@ mod tests {
         assert!(SigningSecret::parse("whsec_c2hvcnQ=").is_err());
         let s = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(format!("{s:?}"), "SigningSecret(***)");
+    }
+
+    #[test]
+    fn the_keys_are_read_with_defaults_and_the_secret_never_shown() {
+        const PROVIDERS: &str =
+            "[twilio]\nverify_signatures = false\n[telnyx]\nverify_signatures = false\n";
+        let base = &format!(
+            "{PROVIDERS}[organisation]\nname = \"X\"\naddress = \"1 Stryd\\nCaerdydd\"\n\
+                    appeal_contact = \"the Head of Casework\"\n\
+                    [notifications]\nsigning_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n"
+        );
+        let c = crate::config::from_sources(base, &[]).unwrap();
+        assert!(c.lifecycle.signing_secret.is_some());
+        assert_eq!(c.lifecycle.reminder_days, DEFAULT_REMINDER_DAYS);
+        assert_eq!(
+            c.lifecycle.letterhead.address.as_deref(),
+            Some("1 Stryd\nCaerdydd")
+        );
+        assert_eq!(
+            c.lifecycle.letterhead.appeal_contact.as_deref(),
+            Some("the Head of Casework")
+        );
+        assert_eq!(c.lifecycle.letterhead.phone, None);
+        let summary = c.summary();
+        assert!(summary.contains("(set, hidden)"), "{summary}");
+        assert!(!summary.contains("MfKQ9r8"), "{summary}");
+        assert!(!format!("{c:?}").contains("MfKQ9r8"));
+
+        let env = [(
+            "FAIRLINE_NOTIFICATIONS__REMINDER_DAYS".to_owned(),
+            "30".to_owned(),
+        )];
+        let c = crate::config::from_sources(PROVIDERS, &env).unwrap();
+        assert_eq!(c.lifecycle.reminder_days, 30);
+        assert!(c.lifecycle.signing_secret.is_none());
+
+        let problems = match crate::config::from_sources(
+            &format!(
+                "{PROVIDERS}[letters]\ntemplates_dir = \"/nonexistent/fairline\"\ncolour = 1\n"
+            ),
+            &[],
+        ) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.problems().join("\n"),
+        };
+        assert!(problems.contains("letters.templates_dir"), "{problems}");
+        assert!(problems.contains("letters.colour"), "{problems}");
     }
 }
