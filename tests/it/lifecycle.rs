@@ -760,3 +760,37 @@ async fn postgres_review_end_and_upheld_appeal_reach_another_instance_within_a_s
     b.stop().await;
     let _ = fairline::store::postgres::PgStore::drop_schema(&url, &schema).await;
 }
+
+/// The new endpoints are in the OpenAPI document.
+#[tokio::test]
+async fn the_openapi_document_lists_the_new_endpoints() {
+    let app = TestApp::spawn("").await;
+    let doc: Value = app
+        .client
+        .get(format!("{}/api/v1/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/arrangements/{id}/reviews", "post"),
+        ("/api/v1/arrangements/{id}/reviews", "get"),
+        ("/api/v1/arrangements/{id}/appeals", "post"),
+        ("/api/v1/appeals/{id}/decision", "post"),
+        ("/api/v1/appeals", "get"),
+        ("/api/v1/appeals/{id}", "get"),
+        ("/api/v1/arrangements/{id}/letter", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let view = &doc["components"]["schemas"]["ArrangementView"]["properties"];
+    assert!(view.get("open_appeals").is_some());
+    assert!(view.get("customer_explanation").is_some());
+    app.stop().await;
+}
