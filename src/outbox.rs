@@ -151,8 +151,9 @@ async fn run(state: AppState, started_at: chrono::DateTime<Utc>) {
                 Err(e) => tracing::warn!(error = %e, "could not read the notices"),
             }
         }
+        let notices = state.store.pending_notices().await.unwrap_or(0);
         match state.store.outbox_depth().await {
-            Ok(depth) => metrics::gauge!("fairline_outbox_depth").set(depth as f64),
+            Ok(depth) => metrics::gauge!("fairline_outbox_depth").set((depth + notices) as f64),
             Err(e) => tracing::warn!(error = %e, "could not count the outbox"),
         }
         if full_batch {

@@ -221,6 +221,9 @@ pub trait LifecycleStore: Send + Sync + 'static {
 
     /// Every notice queued (delivered or not), oldest first, at most `limit`.
     async fn list_notices(&self, limit: u32) -> Result<Vec<Notice>, StoreError>;
+
+    /// Notices not delivered yet (part of the outbox depth).
+    async fn pending_notices(&self) -> Result<u64, StoreError>;
 }
 
 /// A notice to queue (SPEC §13).
@@ -261,6 +264,8 @@ pub(crate) const NOTICE_DELIVERED: &str =
 
 pub(crate) const NOTICE_FAILED: &str = "UPDATE notices SET attempts = attempts + 1, \
     next_attempt_at = $1, leased_until = NULL, last_error = $2 WHERE id = $3";
+
+pub(crate) const PENDING_NOTICES: &str = "SELECT COUNT(*) FROM notices WHERE delivered_at IS NULL";
 
 pub(crate) fn list_notices_sql() -> String {
     format!("SELECT {NOTICE_COLUMNS} FROM notices ORDER BY created_at, id LIMIT $1")

@@ -275,6 +275,15 @@ async fn due_overdue_ending_ended_and_appeals_each_once(
         .unwrap();
     assert_eq!(appeal_body["appeal"]["id"], appeal["id"]);
     assert_eq!(appeal_body["arrangement"]["open_appeals"], 1);
+    assert_eq!(app.state.store.pending_notices().await.unwrap(), 0);
+    assert!(app
+        .state
+        .store
+        .list_notices(1000)
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.delivered_at.is_some()));
 }
 
 /// Two instances on one PostgreSQL store sweeping at the same moment queue and deliver each

@@ -414,6 +414,9 @@ macro_rules! delegate_lifecycle_store {
             ) -> Result<Vec<fairline::store::lifecycle::Notice>, StoreError> {
                 self.inner.list_notices(limit).await
             }
+            async fn pending_notices(&self) -> Result<u64, StoreError> {
+                self.inner.pending_notices().await
+            }
         }
     };
 }

@@ -16,7 +16,7 @@ use crate::store::lifecycle::{
 };
 use crate::store::lifecycle::{
     list_notices_sql, NewNotice, Notice, INSERT_NOTICE, NOTICE_COLUMNS, NOTICE_DELIVERED,
-    NOTICE_FAILED,
+    NOTICE_FAILED, PENDING_NOTICES,
 };
 use crate::store::{ChangeKind, StoreError};
 
@@ -350,5 +350,13 @@ impl LifecycleStore for SqliteStore {
             .await
             .map_err(map_sqlx)?;
         rows.iter().map(decode_notice).collect()
+    }
+
+    async fn pending_notices(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(PENDING_NOTICES)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
