@@ -147,13 +147,13 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 fn warn_about_risky_settings(config: &Config) {
-    if !config.twilio.verify_signatures {
+    if config.twilio.enabled && !config.twilio.verify_signatures {
         tracing::warn!(
             "!!! twilio.verify_signatures = false: ANYONE can post fake Twilio webhooks. \
              Only for local development !!!"
         );
     }
-    if !config.telnyx.verify_signatures {
+    if config.telnyx.enabled && !config.telnyx.verify_signatures {
         tracing::warn!(
             "!!! telnyx.verify_signatures = false: ANYONE can post fake Telnyx webhooks. \
              Only for local development !!!"

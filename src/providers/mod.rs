@@ -12,10 +12,16 @@ pub mod telnyx;
 pub mod twilio;
 
 /// The webhook routes of every provider.
-pub fn router(_state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
-    axum::Router::new()
-        .merge(twilio::webhook::routes())
-        .merge(telnyx::webhook::routes())
+/// A platform switched off in the configuration (SPEC §11) has no routes: its webhooks answer 404.
+pub fn router(state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
+    let mut router = axum::Router::new();
+    if state.config.twilio.enabled {
+        router = router.merge(twilio::webhook::routes());
+    }
+    if state.config.telnyx.enabled {
+        router = router.merge(telnyx::webhook::routes());
+    }
+    router
 }
 
 /// An incoming call, as any platform reports it.

@@ -11,6 +11,7 @@ mod scale;
 mod scale_out;
 mod storage;
 mod support;
+mod switches;
 mod telnyx;
 mod terminations;
 mod twilio;

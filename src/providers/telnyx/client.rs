@@ -282,6 +282,7 @@ mod tests {
 
     fn config(base: &str) -> TelnyxConfig {
         TelnyxConfig {
+            enabled: true,
             api_key: Secret::new("KEY0123456789ABCDEF"),
             public_key: None,
             verify_signatures: false,

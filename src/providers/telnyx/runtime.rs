@@ -120,6 +120,7 @@ mod tests {
 
     fn calls() -> TelnyxCalls {
         let cfg = TelnyxConfig {
+            enabled: true,
             api_key: Secret::new("KEYtest"),
             public_key: None,
             verify_signatures: false,

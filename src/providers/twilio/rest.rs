@@ -299,6 +299,7 @@ mod tests {
 
     fn cfg(base: &str) -> TwilioConfig {
         TwilioConfig {
+            enabled: true,
             account_sid: ACCOUNT.into(),
             auth_token: Secret::new("s3cret-token"),
             verify_signatures: true,
