@@ -15,8 +15,8 @@ pub mod sqlite;
 pub mod terminations;
 
 pub use terminations::{
-    Claim, NewNotification, OutboxItem, Review, ReviewOutcome, ReviewStatus, Termination,
-    TerminationFilter, TerminationOutcome, TerminationReason, TerminationStore,
+    Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
+    TerminationStore,
 };
 
 use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};

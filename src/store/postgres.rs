@@ -27,11 +27,12 @@ use super::{
     DecisionFilter, DecisionLogEntry, NewCall, RecordedDecision, StoreError,
 };
 use super::{
-    Claim, NewNotification, OutboxItem, Review, ReviewStatus, Termination, TerminationFilter,
-    TerminationOutcome, TerminationStore,
+    Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
+    TerminationStore,
 };
 use crate::domain::{
-    Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, TerminationId,
+    Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, Review,
+    Termination, TerminationId,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
