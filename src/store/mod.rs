@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) mod common;
 pub mod postgres;
+pub(crate) mod sql;
 pub mod sqlite;
 pub mod terminations;
 

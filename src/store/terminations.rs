@@ -202,10 +202,6 @@ pub(crate) struct RawTermination {
     pub reviewed_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) const TERMINATION_COLUMNS: &str = "id, provider, call_id, caller, arrangement_id, \
-    customer_ref, agent, reason, warning_given, warned_at, notes, terminated_at, hangup_result, \
-    hangup_detail, claimed_until, review_outcome, reviewer, review_notes, reviewed_at";
-
 impl RawTermination {
     pub fn into_domain(self) -> Result<Termination, StoreError> {
         let bad = |what: &str| StoreError::Internal(format!("decoding a termination's {what}"));
