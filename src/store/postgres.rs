@@ -13,30 +13,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::common::{
-    change_kind_str, decode_version, effective_end, encode_arrangement, is_unique_violation,
-    list_limit, map_sqlx, normalise_arrangement, normalise_decision, now_ms, sorted_numbers,
-    to_json, touched_numbers, trunc, RawArrangement, RawCall,
-};
+use super::common::{is_unique_violation, list_limit, map_sqlx, to_json, touched_numbers, trunc};
 use super::sql::{shared_store, Dialect};
-use super::terminations::{hangup_str, RawTermination};
-use super::{
-    ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, DecideFn,
-    DecisionFilter, DecisionLogEntry, NewCall, RecordedDecision, StoreError,
-};
-use super::{
-    Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
-    TerminationStore,
-};
-use crate::domain::{
-    Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, Review,
-    Termination, TerminationId,
-};
-use crate::engine::Decision;
+use super::TerminationOutcome;
+use super::{DecideFn, NewCall, NewNotification, OutboxItem, RecordedDecision, StoreError};
+use crate::domain::{Arrangement, ArrangementId, PhoneNumber, Review, Termination, TerminationId};
+use shared::decode_outbox_item;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -56,7 +42,7 @@ pub struct PgStore {
     cancel: CancellationToken,
 }
 
-shared_store!(PgStore, Postgres);
+shared_store!(PgStore, sqlx::Postgres);
 
 impl Drop for PgStore {
     fn drop(&mut self) {

@@ -219,9 +219,33 @@ pub(crate) const COUNT_CALLS: &str = "SELECT COUNT(*) FROM calls WHERE arrangeme
 /// helpers its dialect-specific methods use.
 macro_rules! shared_store {
     ($store:ident, $db:ty) => {
+        /// The SQL shared with the other backend: see `crate::store::sql`.
+        mod shared {
+        use async_trait::async_trait;
+        use chrono::{DateTime, Utc};
+        use sqlx::QueryBuilder;
+
+        use super::$store;
+        use $crate::domain::{
+            Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, Review,
+            Termination, TerminationId,
+        };
+        use $crate::engine::Decision;
+        use $crate::store::common::{
+            change_kind_str, decode_version, effective_end, encode_arrangement,
+            is_unique_violation, list_limit, map_sqlx, normalise_arrangement, normalise_decision,
+            now_ms, sorted_numbers, to_json, trunc, RawArrangement, RawCall,
+        };
         use $crate::store::sql::{
-            JsonText, Ts, ARRANGEMENT_COLUMNS, CALL_COLUMNS, COUNT_CALLS,
+            Dialect, JsonText, Ts, ARRANGEMENT_COLUMNS, CALL_COLUMNS, COUNT_CALLS,
             TERMINATION_COLUMNS,
+        };
+        use $crate::store::terminations::{hangup_str, RawTermination};
+        use $crate::store::{
+            ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, Claim,
+            DecideFn, DecisionFilter, DecisionLogEntry, NewCall, NewNotification, OutboxItem,
+            RecordedDecision, ReviewStatus, StoreError, TerminationFilter, TerminationOutcome,
+            TerminationStore,
         };
 
         type Conn = <$db as sqlx::Database>::Connection;
@@ -315,7 +339,7 @@ macro_rules! shared_store {
             .into_domain()
         }
 
-        fn decode_outbox_item(r: &DbRow) -> Result<OutboxItem, StoreError> {
+        pub(super) fn decode_outbox_item(r: &DbRow) -> Result<OutboxItem, StoreError> {
             let termination_id: String = get(r, "termination_id")?;
             let attempts: i32 = get(r, "attempts")?;
             Ok(OutboxItem {
@@ -339,7 +363,7 @@ macro_rules! shared_store {
 
             /// `NumberInUse` if any number of `a` belongs to another arrangement whose in-force
             /// period overlaps `a`'s.
-            async fn check_numbers(conn: &mut Conn, a: &Arrangement) -> Result<(), StoreError> {
+            pub(super) async fn check_numbers(conn: &mut Conn, a: &Arrangement) -> Result<(), StoreError> {
                 let end = effective_end(a);
                 for number in sorted_numbers(a) {
                     let other: Option<String> = sqlx::query_scalar(
@@ -370,7 +394,7 @@ macro_rules! shared_store {
             }
 
             /// The arrangement `id`; `lock` is appended to the query (`" FOR UPDATE"` or `""`).
-            async fn fetch_arrangement(
+            pub(super) async fn fetch_arrangement(
                 conn: &mut Conn,
                 id: &ArrangementId,
                 lock: &str,
@@ -385,7 +409,7 @@ macro_rules! shared_store {
                 row.map(|r| decode_arrangement(&r)).transpose()
             }
 
-            async fn write_numbers(conn: &mut Conn, a: &Arrangement) -> Result<(), StoreError> {
+            pub(super) async fn write_numbers(conn: &mut Conn, a: &Arrangement) -> Result<(), StoreError> {
                 sqlx::query("DELETE FROM arrangement_numbers WHERE arrangement_id = $1")
                     .bind(a.id.as_str())
                     .execute(&mut *conn)
@@ -404,7 +428,7 @@ macro_rules! shared_store {
                 Ok(())
             }
 
-            async fn write_version(
+            pub(super) async fn write_version(
                 conn: &mut Conn,
                 a: &Arrangement,
                 change: ChangeKind,
@@ -428,7 +452,7 @@ macro_rules! shared_store {
             }
 
             /// Write every column of `a` (insert, or replace the current version).
-            async fn write_arrangement(
+            pub(super) async fn write_arrangement(
                 conn: &mut Conn,
                 a: &Arrangement,
                 insert: bool,
@@ -488,7 +512,7 @@ macro_rules! shared_store {
             }
 
             /// Create: the arrangement row, its numbers and its first version.
-            async fn write_new_arrangement(
+            pub(super) async fn write_new_arrangement(
                 conn: &mut Conn,
                 a: &Arrangement,
                 actor: &str,
@@ -501,7 +525,7 @@ macro_rules! shared_store {
 
             /// Update `current` (read under the backend's lock) to `arrangement`, when its
             /// version is `expected_version`. Returns the stored version.
-            async fn write_update(
+            pub(super) async fn write_update(
                 conn: &mut Conn,
                 current: &Arrangement,
                 arrangement: &Arrangement,
@@ -527,7 +551,7 @@ macro_rules! shared_store {
 
             /// Revoke `current` (read under the backend's lock) from `at`; an arrangement
             /// revoked already is returned as it is (`None`: nothing written).
-            async fn write_revocation(
+            pub(super) async fn write_revocation(
                 conn: &mut Conn,
                 current: &Arrangement,
                 reason: &str,
@@ -547,7 +571,7 @@ macro_rules! shared_store {
                 Ok(Some(a))
             }
 
-            async fn find_call<'e>(
+            pub(super) async fn find_call<'e>(
                 exec: impl sqlx::Executor<'e, Database = $db>,
                 provider: Provider,
                 call_id: &CallId,
@@ -563,7 +587,7 @@ macro_rules! shared_store {
                 row.map(|r| decode_call(&r)).transpose()
             }
 
-            fn replayed(existing: RawCall) -> Result<RecordedDecision, StoreError> {
+            pub(super) fn replayed(existing: RawCall) -> Result<RecordedDecision, StoreError> {
                 Ok(RecordedDecision {
                     decision: existing.decision()?,
                     counted_before: existing.counted_before(),
@@ -571,7 +595,7 @@ macro_rules! shared_store {
                 })
             }
 
-            async fn count_in<'e>(
+            pub(super) async fn count_in<'e>(
                 exec: impl sqlx::Executor<'e, Database = $db>,
                 arrangement_id: &ArrangementId,
                 from: DateTime<Utc>,
@@ -589,7 +613,7 @@ macro_rules! shared_store {
 
             /// Count the calls in the period of `call` and decide. Runs inside the caller's
             /// transaction, which serialises decisions under the arrangement.
-            async fn decide_in(
+            pub(super) async fn decide_in(
                 conn: &mut Conn,
                 call: &NewCall,
                 decide: DecideFn,
@@ -603,7 +627,7 @@ macro_rules! shared_store {
 
             /// Record a decided call; the driver's error is returned as it is, so that a
             /// backend can recognise a unique violation.
-            async fn insert_call(
+            pub(super) async fn insert_call(
                 conn: &mut Conn,
                 call: &NewCall,
                 decision: &Decision,
@@ -636,7 +660,7 @@ macro_rules! shared_store {
                 Ok(())
             }
 
-            async fn termination_by_id<'e>(
+            pub(super) async fn termination_by_id<'e>(
                 exec: impl sqlx::Executor<'e, Database = $db>,
                 id: &TerminationId,
             ) -> Result<Option<Termination>, StoreError> {
@@ -652,7 +676,7 @@ macro_rules! shared_store {
 
             /// Record the outcome of a provisional termination and enqueue its notification,
             /// inside the caller's transaction. Returns the stored record.
-            async fn complete_in(
+            pub(super) async fn complete_in(
                 conn: &mut Conn,
                 id: &TerminationId,
                 outcome: &TerminationOutcome,
@@ -699,7 +723,7 @@ macro_rules! shared_store {
             }
 
             /// Record a review, once, on `conn`.
-            async fn review_in(
+            pub(super) async fn review_in(
                 conn: &mut Conn,
                 id: &TerminationId,
                 review: &Review,
@@ -1213,6 +1237,7 @@ macro_rules! shared_store {
             ) -> Result<(), StoreError> {
                 self.release_leases(started_at).await
             }
+        }
         }
     };
 }

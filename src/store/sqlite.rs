@@ -10,28 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::common::{
-    change_kind_str, decode_version, effective_end, encode_arrangement, is_unique_violation,
-    list_limit, map_sqlx, normalise_arrangement, normalise_decision, now_ms, sorted_numbers,
-    to_json, trunc, RawArrangement, RawCall,
-};
-use super::sql::{shared_store, Dialect};
-use super::terminations::{hangup_str, RawTermination};
-use super::{
-    ArrangementFilter, ArrangementStore, ArrangementVersion, CallLog, ChangeKind, DecideFn,
-    DecisionFilter, DecisionLogEntry, NewCall, RecordedDecision, StoreError,
-};
-use super::{
-    Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
-    TerminationStore,
-};
-use crate::domain::{
-    Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider, Review,
-    Termination, TerminationId,
-};
-use crate::engine::Decision;
+use super::common::{list_limit, map_sqlx};
+use super::sql::{shared_store, Dialect, Ts};
+use super::TerminationOutcome;
+use super::{DecideFn, NewCall, NewNotification, OutboxItem, RecordedDecision, StoreError};
+use crate::domain::{Arrangement, ArrangementId, PhoneNumber, Review, Termination, TerminationId};
+use shared::decode_outbox_item;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -47,7 +33,7 @@ pub struct SqliteStore {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-shared_store!(SqliteStore, Sqlite);
+shared_store!(SqliteStore, sqlx::Sqlite);
 
 impl SqliteStore {
     /// Open (creating the file and its directory when missing) and migrate, from a
