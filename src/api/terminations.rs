@@ -131,13 +131,8 @@ fn notes_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Stri
     }
 }
 
-/// Check a terminate request against `now`, reporting every invalid field.
-pub fn validate_terminate(
-    body: &TerminateBody,
-    now: DateTime<Utc>,
-) -> Result<TerminateInput, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let reason = match body.reason.as_ref() {
+fn reason_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<TerminationReason> {
+    match raw {
         None | Some(Value::Null) => {
             errors.push(FieldError::new("reason", "is required"));
             None
@@ -161,8 +156,11 @@ pub fn validate_terminate(
             errors.push(FieldError::new("reason", "must be a string"));
             None
         }
-    };
-    let warning_given = match body.warning_given.as_ref() {
+    }
+}
+
+fn warning_given_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<bool> {
+    match raw {
         None | Some(Value::Null) => {
             errors.push(FieldError::new("warning_given", "is required"));
             None
@@ -172,16 +170,16 @@ pub fn validate_terminate(
             errors.push(FieldError::new("warning_given", "must be true or false"));
             None
         }
-    };
-    if warning_given == Some(false)
-        && reason.is_some_and(|r| r != TerminationReason::ThreatOfViolence)
-    {
-        errors.push(FieldError::new(
-            "warning_given",
-            "a call may be ended without a warning only for threat_of_violence",
-        ));
     }
-    let warned_at = match body.warned_at.as_ref() {
+}
+
+/// `warned_at`: an RFC 3339 instant not after `now` (give or take the agent's clock skew).
+fn warned_at_field(
+    raw: Option<&Value>,
+    now: DateTime<Utc>,
+    errors: &mut Vec<FieldError>,
+) -> Option<DateTime<Utc>> {
+    match raw {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => {
@@ -202,7 +200,26 @@ pub fn validate_terminate(
             errors.push(FieldError::new("warned_at", "must be an RFC 3339 instant"));
             None
         }
-    };
+    }
+}
+
+/// Check a terminate request against `now`, reporting every invalid field.
+pub fn validate_terminate(
+    body: &TerminateBody,
+    now: DateTime<Utc>,
+) -> Result<TerminateInput, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let reason = reason_field(body.reason.as_ref(), &mut errors);
+    let warning_given = warning_given_field(body.warning_given.as_ref(), &mut errors);
+    if warning_given == Some(false)
+        && reason.is_some_and(|r| r != TerminationReason::ThreatOfViolence)
+    {
+        errors.push(FieldError::new(
+            "warning_given",
+            "a call may be ended without a warning only for threat_of_violence",
+        ));
+    }
+    let warned_at = warned_at_field(body.warned_at.as_ref(), now, &mut errors);
     if warned_at.is_some() && warning_given == Some(false) {
         errors.push(FieldError::new(
             "warned_at",
