@@ -274,10 +274,9 @@ impl Dialect for PgStore {
         let current = Self::fetch_arrangement(&mut tx, &arrangement.id, " FOR UPDATE")
             .await?
             .ok_or(StoreError::NotFound)?;
-        if current.version == expected_version {
-            Self::lock_numbers(&mut tx, &arrangement.phone_numbers).await?;
-        }
-        let a = Self::write_update(&mut tx, &current, arrangement, expected_version, actor).await?;
+        let a = Self::next_version(&current, arrangement, expected_version)?;
+        Self::lock_numbers(&mut tx, &a.phone_numbers).await?;
+        Self::write_update(&mut tx, &a, actor).await?;
         self.notify(&mut tx, &touched_numbers(Some(&current), &a))
             .await?;
         tx.commit().await.map_err(map_sqlx)?;

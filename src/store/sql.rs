@@ -533,14 +533,12 @@ macro_rules! shared_store {
                     Self::write_version(conn, a, ChangeKind::Created, actor).await
                 }
 
-                /// Update `current` (read under the backend's lock) to `arrangement`, when its
-                /// version is `expected_version`. Returns the stored version.
-                pub(super) async fn write_update(
-                    conn: &mut Conn,
+                /// The next version of `current` (read under the backend's lock): `arrangement`,
+                /// normalised, when `current` is at `expected_version`.
+                pub(super) fn next_version(
                     current: &Arrangement,
                     arrangement: &Arrangement,
                     expected_version: i64,
-                    actor: &str,
                 ) -> Result<Arrangement, StoreError> {
                     if current.version != expected_version {
                         return Err(StoreError::VersionMismatch {
@@ -552,11 +550,19 @@ macro_rules! shared_store {
                     a.created_at = current.created_at;
                     a.revoked_at = current.revoked_at;
                     a.revoked_reason = current.revoked_reason.clone();
-                    Self::check_numbers(&mut *conn, &a).await?;
-                    Self::write_arrangement(&mut *conn, &a, false).await?;
-                    Self::write_numbers(&mut *conn, &a).await?;
-                    Self::write_version(conn, &a, ChangeKind::Updated, actor).await?;
                     Ok(a)
+                }
+
+                /// Write an updated version made by [`Self::next_version`].
+                pub(super) async fn write_update(
+                    conn: &mut Conn,
+                    a: &Arrangement,
+                    actor: &str,
+                ) -> Result<(), StoreError> {
+                    Self::check_numbers(&mut *conn, a).await?;
+                    Self::write_arrangement(&mut *conn, a, false).await?;
+                    Self::write_numbers(&mut *conn, a).await?;
+                    Self::write_version(conn, a, ChangeKind::Updated, actor).await
                 }
 
                 /// Revoke `current` (read under the backend's lock) from `at`; an arrangement

@@ -126,7 +126,8 @@ impl Dialect for SqliteStore {
         let current = Self::fetch_arrangement(&mut tx, &arrangement.id, "")
             .await?
             .ok_or(StoreError::NotFound)?;
-        let a = Self::write_update(&mut tx, &current, arrangement, expected_version, actor).await?;
+        let a = Self::next_version(&current, arrangement, expected_version)?;
+        Self::write_update(&mut tx, &a, actor).await?;
         tx.commit().await.map_err(map_sqlx)?;
         Ok(a)
     }
