@@ -30,6 +30,10 @@ use crate::store::{Claim, NewNotification, StoreError, TerminationOutcome};
 pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 /// How often a second attempt looks at a first attempt still in flight.
 const WAIT_POLL: Duration = Duration::from_millis(100);
+/// The longest free-text notes accepted (characters).
+pub const MAX_NOTES_CHARS: usize = 4000;
+/// `warned_at` may be this far ahead of our clock (the agent's clock may run fast).
+pub const WARNED_AT_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
 // ---------------------------------------------------------------------------------------------
 // The record's JSON shape (API answers and the notification payload)
@@ -132,8 +136,8 @@ pub struct TerminationNotification {
 // The service's inputs, outcomes and errors
 // ---------------------------------------------------------------------------------------------
 
-/// A request to end a call, already checked by the front end (the API checks the SPEC §9
-/// rules in `api::terminations::validate_terminate`).
+/// A request to end a call. [`end_call`] refuses one that breaks a SPEC §9 rule
+/// ([`EndCall::violations`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EndCall {
     pub provider: Provider,
@@ -146,6 +150,89 @@ pub struct EndCall {
     pub notes: Option<String>,
     /// When the call was ended (to the millisecond).
     pub at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SPEC §9 rules of a request to end a call
+// ---------------------------------------------------------------------------------------------
+
+/// A SPEC §9 rule that a request to end a call breaks: the field, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleViolation {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl RuleViolation {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        RuleViolation {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// A call may be ended without a warning only for a threat of violence.
+pub fn warning_rule(reason: TerminationReason, warning_given: bool) -> Option<RuleViolation> {
+    (!warning_given && reason != TerminationReason::ThreatOfViolence).then(|| {
+        RuleViolation::new(
+            "warning_given",
+            "a call may be ended without a warning only for threat_of_violence",
+        )
+    })
+}
+
+/// `warned_at` is not in the future (give or take the agent's clock).
+pub fn warned_at_rule(warned_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<RuleViolation> {
+    (warned_at > now + WARNED_AT_SKEW)
+        .then(|| RuleViolation::new("warned_at", "must not be in the future"))
+}
+
+/// No warning, so no time of the warning.
+pub fn warned_without_warning_rule(warning_given: bool) -> Option<RuleViolation> {
+    (!warning_given)
+        .then(|| RuleViolation::new("warned_at", "must not be given when warning_given is false"))
+}
+
+/// Notes are at most [`MAX_NOTES_CHARS`] characters.
+pub fn notes_length_rule(notes: &str) -> Option<RuleViolation> {
+    (notes.chars().count() > MAX_NOTES_CHARS).then(|| {
+        RuleViolation::new(
+            "notes",
+            format!("must be at most {MAX_NOTES_CHARS} characters"),
+        )
+    })
+}
+
+/// `other` needs notes (blank notes are none).
+pub fn notes_required_rule(
+    reason: TerminationReason,
+    notes: Option<&str>,
+) -> Option<RuleViolation> {
+    let blank = notes.is_none_or(|n| n.trim().is_empty());
+    (reason == TerminationReason::Other && blank)
+        .then(|| RuleViolation::new("notes", "are required when the reason is other"))
+}
+
+impl EndCall {
+    /// Every SPEC §9 rule this request breaks, in field order (`at` is now), as the API
+    /// reports them.
+    pub fn violations(&self) -> Vec<RuleViolation> {
+        let mut found: Vec<RuleViolation> = Vec::new();
+        found.extend(warning_rule(self.reason, self.warning_given));
+        if let Some(t) = self.warned_at {
+            match warned_at_rule(t, self.at) {
+                Some(v) => found.push(v),
+                None => found.extend(warned_without_warning_rule(self.warning_given)),
+            }
+        }
+        let notes = self.notes.as_deref();
+        match notes.and_then(notes_length_rule) {
+            Some(v) => found.push(v),
+            None => found.extend(notes_required_rule(self.reason, notes)),
+        }
+        found
+    }
 }
 
 /// What [`end_call`] did.
@@ -171,6 +258,9 @@ impl EndCallOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TerminationError {
+    /// The request breaks SPEC §9 rules: nothing was done.
+    #[error("the request to end the call breaks {} rule(s)", .0.len())]
+    Invalid(Vec<RuleViolation>),
     /// An earlier request is still ending this call; try again in a moment.
     #[error("this call is being ended by an earlier request; try again in a moment")]
     Busy,
@@ -194,6 +284,10 @@ pub async fn end_call(
     state: &AppState,
     request: EndCall,
 ) -> Result<EndCallOutcome, TerminationError> {
+    let violations = request.violations();
+    if !violations.is_empty() {
+        return Err(TerminationError::Invalid(violations));
+    }
     let claim = Termination {
         id: TerminationId::generate(),
         provider: request.provider,
@@ -555,6 +649,46 @@ mod tests {
         assert_eq!(
             state.store.get_termination(&t.id).await.unwrap().as_ref(),
             Some(t)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_breaking_the_rules_is_refused_before_the_platform_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, platform) = state_with(&dir, Some(HangupResult::Completed)).await;
+        let mut bad = request("CA03");
+        bad.warning_given = false;
+        bad.warned_at = Some(bad.at);
+        bad.reason = TerminationReason::Other;
+        bad.notes = Some("   ".into());
+        let Err(TerminationError::Invalid(found)) = end_call(&state, bad).await else {
+            panic!("expected Invalid");
+        };
+        let fields: Vec<&str> = found.iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["warning_given", "warned_at", "notes"]);
+        assert_eq!(platform.hangups.load(Ordering::SeqCst), 0);
+        let call = CallId::parse("CA03").unwrap();
+        let stored = state.store.find_termination(Provider::Twilio, &call).await;
+        assert_eq!(stored.unwrap(), None);
+    }
+
+    #[test]
+    fn the_rules_allow_a_threat_without_warning_and_limit_notes() {
+        let mut r = request("CA04");
+        r.reason = TerminationReason::ThreatOfViolence;
+        r.warning_given = false;
+        assert_eq!(r.violations(), []);
+        r.warned_at = Some(r.at + chrono::Duration::minutes(5));
+        r.notes = Some("x".repeat(MAX_NOTES_CHARS + 1));
+        let fields: Vec<&str> = r.violations().iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["warned_at", "notes"]);
+        r.warned_at = Some(r.at + WARNED_AT_SKEW);
+        r.notes = Some("é".repeat(MAX_NOTES_CHARS));
+        let found = r.violations();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].message,
+            "must not be given when warning_given is false"
         );
     }
 

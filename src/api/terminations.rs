@@ -22,12 +22,10 @@ use crate::domain::{
 };
 use crate::state::AppState;
 use crate::store::{ReviewStatus, StoreError, TerminationFilter};
-use crate::terminations::{EndCall, EndCallOutcome, TerminationError, TerminationView};
-
-/// The longest free-text notes accepted (characters).
-pub const MAX_NOTES_CHARS: usize = 4000;
-/// `warned_at` may be this far ahead of our clock (the agent's clock may run fast).
-const WARNED_AT_SKEW: chrono::Duration = chrono::Duration::seconds(60);
+use crate::terminations::{
+    notes_length_rule, notes_required_rule, warned_at_rule, warned_without_warning_rule,
+    warning_rule, EndCall, EndCallOutcome, RuleViolation, TerminationError, TerminationView,
+};
 
 // ---------------------------------------------------------------------------------------------
 // JSON shapes
@@ -112,11 +110,8 @@ fn notes_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Stri
     match raw {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
-            if s.chars().count() > MAX_NOTES_CHARS {
-                errors.push(FieldError::new(
-                    "notes",
-                    format!("must be at most {MAX_NOTES_CHARS} characters"),
-                ));
+            if let Some(v) = notes_length_rule(s) {
+                errors.push(v.into());
                 None
             } else if s.trim().is_empty() {
                 None
@@ -184,8 +179,8 @@ fn warned_at_field(
         Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => {
                 let t = t.with_timezone(&Utc);
-                if t > now + WARNED_AT_SKEW {
-                    errors.push(FieldError::new("warned_at", "must not be in the future"));
+                if let Some(v) = warned_at_rule(t, now) {
+                    errors.push(v.into());
                     None
                 } else {
                     Some(t)
@@ -211,30 +206,16 @@ pub fn validate_terminate(
     let mut errors = Vec::new();
     let reason = reason_field(body.reason.as_ref(), &mut errors);
     let warning_given = warning_given_field(body.warning_given.as_ref(), &mut errors);
-    if warning_given == Some(false)
-        && reason.is_some_and(|r| r != TerminationReason::ThreatOfViolence)
-    {
-        errors.push(FieldError::new(
-            "warning_given",
-            "a call may be ended without a warning only for threat_of_violence",
-        ));
+    if let (Some(r), Some(w)) = (reason, warning_given) {
+        errors.extend(warning_rule(r, w).map(FieldError::from));
     }
     let warned_at = warned_at_field(body.warned_at.as_ref(), now, &mut errors);
-    if warned_at.is_some() && warning_given == Some(false) {
-        errors.push(FieldError::new(
-            "warned_at",
-            "must not be given when warning_given is false",
-        ));
+    if let (Some(_), Some(w)) = (warned_at, warning_given) {
+        errors.extend(warned_without_warning_rule(w).map(FieldError::from));
     }
     let notes = notes_field(body.notes.as_ref(), &mut errors);
-    if reason == Some(TerminationReason::Other)
-        && notes.is_none()
-        && !errors.iter().any(|e| e.field == "notes")
-    {
-        errors.push(FieldError::new(
-            "notes",
-            "are required when the reason is other",
-        ));
+    if let (Some(r), false) = (reason, errors.iter().any(|e| e.field == "notes")) {
+        errors.extend(notes_required_rule(r, notes.as_deref()).map(FieldError::from));
     }
     match (reason, warning_given) {
         (Some(reason), Some(warning_given)) if errors.is_empty() => Ok(TerminateInput {
@@ -279,9 +260,18 @@ fn validate_review(body: &ReviewBody) -> Result<(ReviewOutcome, Option<String>),
     }
 }
 
+impl From<RuleViolation> for FieldError {
+    fn from(v: RuleViolation) -> Self {
+        FieldError::new(v.field, v.message)
+    }
+}
+
 impl From<TerminationError> for ApiError {
     fn from(e: TerminationError) -> Self {
         match e {
+            TerminationError::Invalid(violations) => {
+                ApiError::Validation(violations.into_iter().map(FieldError::from).collect())
+            }
             TerminationError::Busy => ApiError::Conflict(e.to_string()),
             TerminationError::Store(e) => e.into(),
             TerminationError::Task(_) => ApiError::Internal(e.to_string()),
