@@ -9,6 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc, Weekday};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
+mod termination;
+pub use termination::{HangupResult, Review, ReviewOutcome, Termination, TerminationReason};
+
 // ---------------------------------------------------------------------------------------------
 // Phone numbers
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod terminations;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};

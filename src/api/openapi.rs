@@ -37,7 +37,7 @@ impl Modify for BearerAuth {
         crate::api::terminations::review,
         openapi_json,
     ),
-    components(schemas(crate::api::terminations::TerminationNotification)),
+    components(schemas(crate::terminations::TerminationNotification)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

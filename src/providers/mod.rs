@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{CallId, CallerId, PhoneNumber, Provider};
+use crate::domain::{CallId, CallerId, HangupResult, PhoneNumber, Provider};
 use crate::messages::SpokenMessage;
 
 pub mod telnyx;
@@ -47,25 +47,6 @@ pub enum CallAction {
     Refuse { messages: Vec<SpokenMessage> },
     /// Refuse without answering (a block with `refuse_blocked_with = "reject"`).
     Reject,
-}
-
-/// How a hang-up request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HangupResult {
-    Completed,
-    AlreadyEnded,
-    Failed,
-}
-
-impl HangupResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HangupResult::Completed => "completed",
-            HangupResult::AlreadyEnded => "already_ended",
-            HangupResult::Failed => "failed",
-        }
-    }
 }
 
 /// What a platform says about one call.

@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) mod common;
 pub mod postgres;
+pub(crate) mod sql;
 pub mod sqlite;
 pub mod terminations;
 
 pub use terminations::{
-    Claim, NewNotification, OutboxItem, Review, ReviewOutcome, ReviewStatus, Termination,
-    TerminationFilter, TerminationOutcome, TerminationReason, TerminationStore,
+    Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
+    TerminationStore,
 };
 
 use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};

@@ -222,7 +222,7 @@ macro_rules! delegate_termination_store {
         impl fairline::store::TerminationStore for $t {
             async fn claim_termination(
                 &self,
-                t: &fairline::store::Termination,
+                t: &fairline::domain::Termination,
             ) -> Result<fairline::store::Claim, StoreError> {
                 self.inner.claim_termination(t).await
             }
@@ -238,7 +238,7 @@ macro_rules! delegate_termination_store {
                 &self,
                 now: DateTime<Utc>,
                 limit: u32,
-            ) -> Result<Vec<fairline::store::Termination>, StoreError> {
+            ) -> Result<Vec<fairline::domain::Termination>, StoreError> {
                 self.inner.stale_terminations(now, limit).await
             }
             async fn complete_termination(
@@ -246,7 +246,7 @@ macro_rules! delegate_termination_store {
                 id: &fairline::domain::TerminationId,
                 outcome: &fairline::store::TerminationOutcome,
                 notification: Option<&fairline::store::NewNotification>,
-            ) -> Result<fairline::store::Termination, StoreError> {
+            ) -> Result<fairline::domain::Termination, StoreError> {
                 self.inner
                     .complete_termination(id, outcome, notification)
                     .await
@@ -254,27 +254,27 @@ macro_rules! delegate_termination_store {
             async fn get_termination(
                 &self,
                 id: &fairline::domain::TerminationId,
-            ) -> Result<Option<fairline::store::Termination>, StoreError> {
+            ) -> Result<Option<fairline::domain::Termination>, StoreError> {
                 self.inner.get_termination(id).await
             }
             async fn find_termination(
                 &self,
                 provider: Provider,
                 call_id: &CallId,
-            ) -> Result<Option<fairline::store::Termination>, StoreError> {
+            ) -> Result<Option<fairline::domain::Termination>, StoreError> {
                 self.inner.find_termination(provider, call_id).await
             }
             async fn list_terminations(
                 &self,
                 f: &fairline::store::TerminationFilter,
-            ) -> Result<Vec<fairline::store::Termination>, StoreError> {
+            ) -> Result<Vec<fairline::domain::Termination>, StoreError> {
                 self.inner.list_terminations(f).await
             }
             async fn review_termination(
                 &self,
                 id: &fairline::domain::TerminationId,
-                review: &fairline::store::Review,
-            ) -> Result<fairline::store::Termination, StoreError> {
+                review: &fairline::domain::Review,
+            ) -> Result<fairline::domain::Termination, StoreError> {
                 self.inner.review_termination(id, review).await
             }
             async fn purge_reviewed_terminations(
