@@ -147,6 +147,12 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 fn warn_about_risky_settings(config: &Config) {
+    if config.vonage.enabled && !config.vonage.verify_signatures {
+        tracing::warn!(
+            "!!! vonage.verify_signatures = false: ANYONE can post fake Vonage webhooks. \
+             Only for local development !!!"
+        );
+    }
     if !config.twilio.verify_signatures {
         tracing::warn!(
             "!!! twilio.verify_signatures = false: ANYONE can post fake Twilio webhooks. \

@@ -607,6 +607,9 @@ pub async fn terminate(
     let provider: Provider = provider
         .parse()
         .map_err(|_| ApiError::NotFound("unknown provider: use twilio or telnyx".into()))?;
+    if !state.provider_enabled(provider) {
+        return Err(ApiError::NotFound(format!("{provider} is not enabled")));
+    }
     let now = state.clock.now().trunc_subsecs(3);
     let mut errors = Vec::new();
     let call_id = match CallId::parse(&call_id) {

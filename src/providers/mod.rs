@@ -10,12 +10,14 @@ use crate::messages::SpokenMessage;
 
 pub mod telnyx;
 pub mod twilio;
+pub mod vonage;
 
 /// The webhook routes of every provider.
 pub fn router(_state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
     axum::Router::new()
         .merge(twilio::webhook::routes())
         .merge(telnyx::webhook::routes())
+        .merge(vonage::webhook::routes())
 }
 
 /// An incoming call, as any platform reports it.
