@@ -14,3 +14,4 @@ mod support;
 mod telnyx;
 mod terminations;
 mod twilio;
+mod vonage;
