@@ -3,7 +3,6 @@
 //! Vonage REST API (wiremock) that checks the RS256 application JWT with the public key.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use fairline::clock::ManualClock;
@@ -873,5 +872,184 @@ async fn check_config_lists_vonage() {
     assert!(text.contains("vonage.continue_to"), "{text}");
     assert!(!text.contains(SECRET));
     assert!(!text.contains("BEGIN"));
-    let _ = Duration::from_secs(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------------------------
+
+/// The real binary with JSON debug logs through a Vonage session (GET and POST answers, events,
+/// a forged request, an end-call): no caller digits, secret, key or JWT appears in its logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vonage_session_logs_no_numbers_secrets_or_tokens() {
+    let fake = MockServer::start().await;
+    let ended = uuid(81);
+    mount_lookup(
+        &fake,
+        &ended,
+        ResponseTemplate::new(200).set_body_json(call_resource(&ended, "answered")),
+    )
+    .await;
+    mount_hangup(&fake, &ended, ResponseTemplate::new(204)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("fairline.log");
+    let toml = crate::app::test_toml(
+        &format!("sqlite://{}", dir.path().join("f.db").display()),
+        &extra(&fake.uri()),
+    );
+    let mut server = crate::procs::Server::start(
+        dir.path(),
+        "vonage-logs",
+        &toml,
+        &[("FAIRLINE_LOG_FORMAT", "json"), ("RUST_LOG", "debug")],
+        Some(&log),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = server.url.clone();
+    for (number, extra) in [
+        ("+447700900081", json!({"designated_staff": ["carol"]})),
+        ("+447700900082", json!({"kind": "blocked"})),
+    ] {
+        let r = client
+            .post(format!("{base}/api/v1/arrangements"))
+            .bearer_auth(crate::app::MANAGER_TOKEN)
+            .json(&arrangement(number, extra))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let mut tokens = Vec::new();
+    let now = Utc::now();
+    for (i, from) in ["447700900081", "447700900082", "447700900083"]
+        .iter()
+        .enumerate()
+    {
+        let body = answer_body(from, &uuid(80 + u32::try_from(i).unwrap())).to_string();
+        let t = token(body.as_bytes(), now, SECRET);
+        let r = client
+            .post(format!("{base}{ANSWER}"))
+            .header("authorization", format!("Bearer {t}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        tokens.push(t);
+    }
+    let query = format!("to={OUR_NUMBER}&from=447700900084&uuid={}", uuid(84));
+    let t = token(
+        vonage::query_json(&vonage::query_pairs(&query)).as_bytes(),
+        now,
+        SECRET,
+    );
+    let r = client
+        .get(format!("{base}{ANSWER}?{query}"))
+        .header("authorization", format!("Bearer {t}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokens.push(t);
+    let forged = token(b"{}", now, "forged-secret");
+    let r = client
+        .post(format!("{base}{EVENT}"))
+        .header("authorization", format!("Bearer {forged}"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    tokens.push(forged);
+    let event = json!({"uuid": uuid(80), "status": "completed", "duration": "12",
+                       "direction": "inbound", "from": "447700900081", "to": OUR_NUMBER})
+    .to_string();
+    let t = token(event.as_bytes(), now, SECRET);
+    let r = client
+        .post(format!("{base}{EVENT}"))
+        .header("authorization", format!("Bearer {t}"))
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    tokens.push(t);
+    let r = client
+        .post(format!("{base}/api/v1/calls/vonage/{ended}/terminate"))
+        .bearer_auth(crate::app::AGENT_TOKEN)
+        .json(&json!({"reason": "abusive", "warning_given": true, "notes": "n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for r in fake.received_requests().await.unwrap() {
+        let auth = r.headers.get("authorization").unwrap().to_str().unwrap();
+        tokens.push(auth.trim_start_matches("Bearer ").to_owned());
+    }
+
+    assert_eq!(server.terminate().await, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"provider\":\"vonage\""), "{text}");
+    let mut forbidden: Vec<String> = vec![
+        "7700900081".into(),
+        "7700900082".into(),
+        "7700900083".into(),
+        "7700900084".into(),
+        "7700900060".into(),
+        SECRET.into(),
+        "PRIVATE KEY".into(),
+        PRIVATE_KEY.lines().nth(1).unwrap().into(),
+    ];
+    forbidden.extend(tokens);
+    for secret in forbidden {
+        assert!(!text.contains(&secret), "{secret:?} appears in the logs");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arbitrary input (the same path as fuzz/fuzz_targets/vonage_webhook.rs)
+// ---------------------------------------------------------------------------------------------
+
+fn webhook_path_on(data: &[u8]) {
+    let now = Utc.timestamp_opt(1_705_314_660, 0).single().unwrap();
+    let secret = Secret::new("fuzz-signature-secret");
+    let text = String::from_utf8_lossy(data);
+    let auth = format!("Bearer {text}");
+    let _ = vonage::UnverifiedRequest::post(Some(&auth), bytes::Bytes::copy_from_slice(data))
+        .verify(&secret, now);
+    let _ = vonage::UnverifiedRequest::get(Some(&auth), &text).verify(&secret, now);
+    for req in [
+        vonage::UnverifiedRequest::post(None, bytes::Bytes::copy_from_slice(data)),
+        vonage::UnverifiedRequest::get(None, &text),
+    ] {
+        if let Ok(fields) = req.skip_verification().fields() {
+            if let Ok(call) = vonage::answer(&fields) {
+                let cfg = vonage::VonageConfig::default();
+                let _ = vonage::render_continue(&cfg, call.to.as_deref());
+            }
+            let _ = vonage::call_event(&fields);
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        webhook_path_on(&data);
+    }
+
+    #[test]
+    fn arbitrary_json_fields_never_panic(
+        from in "\\PC{0,20}", to in "\\PC{0,20}", uuid in "\\PC{0,40}", status in "\\PC{0,12}",
+        duration in "\\PC{0,6}",
+    ) {
+        let body = json!({"from": from, "to": to, "uuid": uuid, "status": status,
+                          "duration": duration, "direction": "outbound"}).to_string();
+        webhook_path_on(body.as_bytes());
+        let query = format!("from={from}&to={to}&uuid={uuid}");
+        webhook_path_on(query.as_bytes());
+    }
 }
