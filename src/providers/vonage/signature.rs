@@ -57,6 +57,7 @@ impl SignatureError {
 /// checked; the rest are carried for completeness (and for [`sign`]).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct WebhookClaims {
+    #[serde(deserialize_with = "seconds")]
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
@@ -68,8 +69,28 @@ pub struct WebhookClaims {
     pub api_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_seconds"
+    )]
     pub exp: Option<i64>,
+}
+
+/// A NumericDate: whole seconds, or fractional ones (truncated), as JWT allows.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.abs() < 1e15)
+                .map(|f| f.trunc() as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom("not a NumericDate"))
+}
+
+fn opt_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    seconds(d).map(Some)
 }
 
 /// Sign webhook claims the way Vonage does (HS256). For tests, tools and the documentation's
@@ -456,6 +477,23 @@ mod tests {
         assert!(r(Some(&bearer_of(&hs512))).verify(&secret, now).is_err());
         // Skipping verification still exposes the payload.
         assert!(!r(None).skip_verification().signature_checked());
+    }
+
+    #[test]
+    fn fractional_iat_is_accepted() {
+        let secret = Secret::new("s3cret");
+        let body = br#"{"uuid":"u"}"#;
+        let claims =
+            serde_json::json!({"iat": 1_800_000_000.25, "payload_hash": payload_hash(body)});
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        UnverifiedRequest::post(Some(&bearer_of(&token)), Bytes::from_static(body))
+            .verify(&secret, at(1_800_000_100))
+            .unwrap();
     }
 
     #[test]
