@@ -293,6 +293,15 @@ pub struct MessageOverrides {
 }
 
 impl Config {
+    /// Whether a platform is switched on (SPEC §11); a disabled one's webhooks and end-call
+    /// path answer 404.
+    pub fn provider_enabled(&self, provider: crate::domain::Provider) -> bool {
+        match provider {
+            crate::domain::Provider::Vonage => self.vonage.enabled,
+            _ => true,
+        }
+    }
+
     pub fn staff_member(&self, id: &StaffId) -> Option<&StaffMember> {
         self.staff.iter().find(|s| &s.id == id)
     }

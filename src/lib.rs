@@ -41,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(api::router(state.clone()))
         .merge(providers::router(state.clone()))
+        .merge(providers::vonage::webhook::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(
@@ -147,12 +148,6 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 fn warn_about_risky_settings(config: &Config) {
-    if config.vonage.enabled && !config.vonage.verify_signatures {
-        tracing::warn!(
-            "!!! vonage.verify_signatures = false: ANYONE can post fake Vonage webhooks. \
-             Only for local development !!!"
-        );
-    }
     if !config.twilio.verify_signatures {
         tracing::warn!(
             "!!! twilio.verify_signatures = false: ANYONE can post fake Twilio webhooks. \
@@ -162,6 +157,12 @@ fn warn_about_risky_settings(config: &Config) {
     if !config.telnyx.verify_signatures {
         tracing::warn!(
             "!!! telnyx.verify_signatures = false: ANYONE can post fake Telnyx webhooks. \
+             Only for local development !!!"
+        );
+    }
+    if config.vonage.enabled && !config.vonage.verify_signatures {
+        tracing::warn!(
+            "!!! vonage.verify_signatures = false: ANYONE can post fake Vonage webhooks. \
              Only for local development !!!"
         );
     }

@@ -606,10 +606,9 @@ pub async fn terminate(
 ) -> ApiResult<Response> {
     let provider: Provider = provider
         .parse()
-        .map_err(|_| ApiError::NotFound("unknown provider: use twilio or telnyx".into()))?;
-    if !state.provider_enabled(provider) {
-        return Err(ApiError::NotFound(format!("{provider} is not enabled")));
-    }
+        .ok()
+        .filter(|p| state.config.provider_enabled(*p))
+        .ok_or_else(|| ApiError::NotFound("unknown or disabled provider".into()))?;
     let now = state.clock.now().trunc_subsecs(3);
     let mut errors = Vec::new();
     let call_id = match CallId::parse(&call_id) {

@@ -17,7 +17,6 @@ pub fn router(_state: crate::state::AppState) -> axum::Router<crate::state::AppS
     axum::Router::new()
         .merge(twilio::webhook::routes())
         .merge(telnyx::webhook::routes())
-        .merge(vonage::webhook::routes())
 }
 
 /// An incoming call, as any platform reports it.

@@ -44,18 +44,3 @@ pub use signature::{
     VerifiedPayload, WebhookClaims, TOLERANCE_SECS,
 };
 pub use webhook::ANSWER_PATH;
-
-use crate::domain::Provider;
-use crate::state::App;
-
-impl App {
-    /// Whether a provider's webhooks and end-call path are served. Vonage is switched by
-    /// `[vonage] enabled`; the other providers are always on here (their `enabled` switch is
-    /// added to this match where it lives).
-    pub fn provider_enabled(&self, provider: Provider) -> bool {
-        match provider {
-            Provider::Vonage => self.config.vonage.enabled,
-            _ => true,
-        }
-    }
-}
