@@ -119,6 +119,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub twilio: TwilioConfig,
     pub telnyx: TelnyxConfig,
+    /// `[vonage]` (read by `providers::vonage::config`).
+    pub vonage: crate::providers::vonage::VonageConfig,
     pub staff: Vec<StaffMember>,
     pub auth: AuthConfig,
     pub notifications: NotificationsConfig,
@@ -301,6 +303,7 @@ impl Config {
         match provider {
             crate::domain::Provider::Twilio => self.twilio.enabled,
             crate::domain::Provider::Telnyx => self.telnyx.enabled,
+            crate::domain::Provider::Vonage => self.vonage.enabled,
         }
     }
 
@@ -312,6 +315,9 @@ impl Config {
         }
         if self.telnyx.enabled {
             on.push("telnyx");
+        }
+        if self.vonage.enabled {
+            on.push("vonage");
         }
         on
     }
@@ -414,6 +420,9 @@ impl Config {
         );
         line("telnyx.api_base_url", self.telnyx.api_base_url.clone());
         line("telnyx.continue_to", self.telnyx.continue_to.clone());
+        for (k, v) in self.vonage.summary() {
+            line(&k, v);
+        }
         for s in &self.staff {
             line(&format!("staff.{}", s.id), s.name.clone());
         }
@@ -906,8 +915,14 @@ impl Reader {
             }
         }
 
+        // [vonage] and [[staff]] vonage = …
+        let staff_value = top.entries.remove("staff");
+        let (vonage, vonage_problems) =
+            crate::providers::vonage::config::read(top.entries.remove("vonage"), staff_value);
+        self.problems.extend(vonage_problems);
+
         // [[staff]]
-        let staff = self.staff(top.entries.remove("staff"));
+        let staff = self.staff(staff_value);
 
         // [auth]
         let v = top.entries.remove("auth");
@@ -976,6 +991,7 @@ impl Reader {
                 api_base_url: telnyx_api?,
                 continue_to: continue_to?,
             },
+            vonage: vonage?,
             staff: staff?,
             auth: AuthConfig { tokens: tokens? },
             notifications: NotificationsConfig {
@@ -1104,6 +1120,8 @@ impl Reader {
                 }
                 target
             });
+            // Read by providers::vonage::config.
+            t.entries.remove("vonage");
             self.finish(t);
             if let (Some(id), Some(name)) = (id, name) {
                 if !seen.insert(id.clone()) {

@@ -317,6 +317,7 @@ prefixed_id!(
 pub enum Provider {
     Twilio,
     Telnyx,
+    Vonage,
 }
 
 impl Provider {
@@ -324,6 +325,7 @@ impl Provider {
         match self {
             Provider::Twilio => "twilio",
             Provider::Telnyx => "telnyx",
+            Provider::Vonage => "vonage",
         }
     }
 }
@@ -334,7 +336,8 @@ impl FromStr for Provider {
         match s {
             "twilio" => Ok(Provider::Twilio),
             "telnyx" => Ok(Provider::Telnyx),
-            _ => Err(IdError("provider is 'twilio' or 'telnyx'".into())),
+            "vonage" => Ok(Provider::Vonage),
+            _ => Err(IdError("provider is 'twilio', 'telnyx' or 'vonage'".into())),
         }
     }
 }

@@ -160,6 +160,12 @@ fn warn_about_risky_settings(config: &Config) {
              Only for local development !!!"
         );
     }
+    if config.vonage.enabled && !config.vonage.verify_signatures {
+        tracing::warn!(
+            "!!! vonage.verify_signatures = false: ANYONE can post fake Vonage webhooks. \
+             Only for local development !!!"
+        );
+    }
 }
 
 async fn shutdown_signal() {

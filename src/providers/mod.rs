@@ -10,6 +10,7 @@ use crate::messages::SpokenMessage;
 
 pub mod telnyx;
 pub mod twilio;
+pub mod vonage;
 
 /// The webhook routes of every provider.
 /// A platform switched off in the configuration (SPEC §11) has no routes: its webhooks answer 404.
@@ -20,6 +21,9 @@ pub fn router(state: crate::state::AppState) -> axum::Router<crate::state::AppSt
     }
     if state.config.telnyx.enabled {
         router = router.merge(telnyx::webhook::routes());
+    }
+    if state.config.vonage.enabled {
+        router = router.merge(vonage::webhook::routes());
     }
     router
 }

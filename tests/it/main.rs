@@ -15,3 +15,4 @@ mod switches;
 mod telnyx;
 mod terminations;
 mod twilio;
+mod vonage;
