@@ -10,10 +10,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod common;
+pub mod console;
+mod console_sql;
 pub mod postgres;
 pub mod sqlite;
 pub mod terminations;
 
+pub use console::{ConsoleSession, ConsoleStore, LiveCall};
 pub use terminations::{
     Claim, NewNotification, OutboxItem, Review, ReviewOutcome, ReviewStatus, Termination,
     TerminationFilter, TerminationOutcome, TerminationReason, TerminationStore,
@@ -259,8 +262,8 @@ pub trait CallLog: Send + Sync + 'static {
 }
 
 /// Everything the service needs from storage.
-pub trait Store: ArrangementStore + CallLog + TerminationStore {}
-impl<T: ArrangementStore + CallLog + TerminationStore> Store for T {}
+pub trait Store: ArrangementStore + CallLog + TerminationStore + ConsoleStore {}
+impl<T: ArrangementStore + CallLog + TerminationStore + ConsoleStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

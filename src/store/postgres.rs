@@ -1220,3 +1220,10 @@ impl TerminationStore for PgStore {
         Ok(())
     }
 }
+
+impl PgStore {
+    /// The pool, for the console's storage (src/store/console_sql.rs).
+    pub(crate) fn console_pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
