@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod console;
 mod logs;
 mod ops;
 mod procs;
