@@ -61,8 +61,8 @@ pub fn page(title: &str, staff: Option<&Staff>, nav: Nav, has_errors: bool, body
                 header class="govuk-header" {
                     div class="govuk-header__container govuk-width-container" {
                         div class="govuk-header__logo" {
-                            a href="/console/" class="govuk-header__link govuk-header__link--homepage" {
-                                span class="fl-header__name" { "Fairline" }
+                            a href="/console/" class="govuk-header__homepage-link" {
+                                span class="govuk-header__product-name" { "Fairline" }
                             }
                         }
                     }

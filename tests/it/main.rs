@@ -4,6 +4,7 @@
 mod api;
 mod app;
 mod console;
+mod console_browser;
 mod logs;
 mod ops;
 mod procs;
