@@ -48,10 +48,7 @@ pub async fn end_call(
         .map_err(|_| ApiError::Internal("the end-call record was not JSON".into()))?;
     Ok(Ended {
         status,
-        termination_id: record
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        termination_id: record.get("id").and_then(Value::as_str).map(str::to_owned),
         hangup_result: record
             .pointer("/hangup/result")
             .and_then(Value::as_str)

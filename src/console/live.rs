@@ -87,16 +87,14 @@ impl LiveCalls {
         match self.tx.try_send(w) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("fairline_live_calls_dropped_total", "kind" => kind)
-                    .increment(1);
+                metrics::counter!("fairline_live_calls_dropped_total", "kind" => kind).increment(1);
                 tracing::warn!(
                     kind,
                     "live-call queue full: a live-call {kind} was dropped (the 4-hour sweep tidies up)"
                 );
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                metrics::counter!("fairline_live_calls_dropped_total", "kind" => kind)
-                    .increment(1);
+                metrics::counter!("fairline_live_calls_dropped_total", "kind" => kind).increment(1);
             }
         }
     }

@@ -23,7 +23,10 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router<AppState> {
     let _ = state;
     Router::new()
-        .route("/console", get(|| async { axum::response::Redirect::to("/console/") }))
+        .route(
+            "/console",
+            get(|| async { axum::response::Redirect::to("/console/") }),
+        )
         .route("/console/", get(pages::home))
         .route(
             "/console/sign-in",
@@ -36,10 +39,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(pages::end_form).post(pages::end_submit),
         )
         .route("/console/terminations", get(pages::terminations))
-        .route(
-            "/console/terminations/{id}",
-            get(pages::termination_detail),
-        )
+        .route("/console/terminations/{id}", get(pages::termination_detail))
         .route(
             "/console/terminations/{id}/review",
             post(pages::review_submit),

@@ -20,7 +20,9 @@ use crate::api::terminations::{ReviewBody, TerminateBody};
 use crate::domain::{Arrangement, ArrangementId, CallId, Provider, TerminationId};
 use crate::providers::HangupResult;
 use crate::state::AppState;
-use crate::store::{ReviewOutcome, ReviewStatus, Termination, TerminationFilter, TerminationReason};
+use crate::store::{
+    ReviewOutcome, ReviewStatus, Termination, TerminationFilter, TerminationReason,
+};
 
 /// `warned_at` may be this far ahead of our clock.
 const WARNED_AT_SKEW: chrono::Duration = chrono::Duration::seconds(60);
@@ -80,10 +82,7 @@ pub struct SignInQuery {
     signed_out: Option<String>,
 }
 
-pub async fn sign_in_form(
-    State(state): State<AppState>,
-    Query(q): Query<SignInQuery>,
-) -> Response {
+pub async fn sign_in_form(State(state): State<AppState>, Query(q): Query<SignInQuery>) -> Response {
     let notice = if q.timed_out.is_some() {
         Some("You were signed out because the console was not used for a while. Sign in again.")
     } else if q.signed_out.is_some() {
@@ -235,7 +234,11 @@ pub async fn sign_out(State(state): State<AppState>, staff: Staff, body: Bytes) 
 
 pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
     let now = state.clock.now();
-    let live = match state.store.list_live_calls(now - super::live::MAX_AGE).await {
+    let live = match state
+        .store
+        .list_live_calls(now - super::live::MAX_AGE)
+        .await
+    {
         Ok(l) => l.len(),
         Err(_) => return unavailable(),
     };
@@ -302,7 +305,11 @@ async fn arrangements_by_id(
 pub async fn calls(State(state): State<AppState>, staff: Staff) -> Response {
     let now = state.clock.now();
     let tz = state.config.organisation.timezone;
-    let rows = match state.store.list_live_calls(now - super::live::MAX_AGE).await {
+    let rows = match state
+        .store
+        .list_live_calls(now - super::live::MAX_AGE)
+        .await
+    {
         Ok(r) => r,
         Err(_) => return unavailable(),
     };
@@ -346,7 +353,7 @@ pub async fn calls(State(state): State<AppState>, staff: Staff) -> Response {
                                         None => { "None" }
                                     }
                                 }
-                                td class="govuk-table__cell" {
+                                td class="govuk-table__cell fl-nowrap" {
                                     a class="govuk-link" href={ "/console/calls/" (c.provider.as_str()) "/" (c.call_id.as_str()) "/end" } {
                                         "End call" span class="govuk-visually-hidden" { " from " (number) " started " (words::local(tz, c.started_at)) }
                                     }
@@ -406,7 +413,11 @@ async fn end_page(
         Some(id) => state.store.get_arrangement(&id).await.ok().flatten(),
         None => None,
     };
-    let action = format!("/console/calls/{}/{}/end", provider.as_str(), call_id.as_str());
+    let action = format!(
+        "/console/calls/{}/{}/end",
+        provider.as_str(),
+        call_id.as_str()
+    );
     let reason_p = problem_for(problems, "reason");
     let warn_p = problem_for(problems, "warning_given");
     let when_p = problem_for(problems, "warned_at");
@@ -502,7 +513,13 @@ async fn end_page(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let mut res = page("End call", Some(staff), Nav::Calls, !problems.is_empty(), body);
+    let mut res = page(
+        "End call",
+        Some(staff),
+        Nav::Calls,
+        !problems.is_empty(),
+        body,
+    );
     *res.status_mut() = status;
     res
 }
@@ -572,7 +589,11 @@ fn check_end_form(
     }
     let notes = form.notes.trim();
     if notes.chars().count() > MAX_NOTES_CHARS {
-        problems.push(fp("notes", "notes", "Notes must be 4000 characters or fewer"));
+        problems.push(fp(
+            "notes",
+            "notes",
+            "Notes must be 4000 characters or fewer",
+        ));
     } else if notes.is_empty() && reason == Some(TerminationReason::Other) {
         problems.push(fp(
             "notes",
@@ -592,7 +613,11 @@ fn check_end_form(
 }
 
 /// "14:05" (or "1405", "14.05") today in local time, as an instant.
-fn parse_local_time_today(raw: &str, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+fn parse_local_time_today(
+    raw: &str,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Option<DateTime<Utc>> {
     let cleaned = raw.replace('.', ":");
     let time = NaiveTime::parse_from_str(&cleaned, "%H:%M")
         .or_else(|_| NaiveTime::parse_from_str(&cleaned, "%H%M"))
@@ -913,7 +938,13 @@ async fn termination_page(
             }
         }
     };
-    let mut res = page("Ended call", Some(staff), Nav::Terminations, !problems.is_empty(), body);
+    let mut res = page(
+        "Ended call",
+        Some(staff),
+        Nav::Terminations,
+        !problems.is_empty(),
+        body,
+    );
     if !problems.is_empty() {
         *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
@@ -940,7 +971,11 @@ pub async fn review_submit(
         problems.push(fp("outcome", "outcome", "Select what happens next"));
     }
     if notes.trim().chars().count() > MAX_NOTES_CHARS {
-        problems.push(fp("notes", "notes", "Notes must be 4000 characters or fewer"));
+        problems.push(fp(
+            "notes",
+            "notes",
+            "Notes must be 4000 characters or fewer",
+        ));
     }
     if !problems.is_empty() {
         return termination_page(&state, &staff, &id, &outcome, &notes, &problems, None).await;
@@ -1065,11 +1100,19 @@ mod tests {
         );
         assert!(check_end_form(&form("threat_of_violence", "no", "", ""), now(), tz).is_ok());
         assert_eq!(
-            fields(check_end_form(&form("other", "yes", "15:00", " "), now(), tz)),
+            fields(check_end_form(
+                &form("other", "yes", "15:00", " "),
+                now(),
+                tz
+            )),
             ["warned_at", "notes"]
         );
         assert_eq!(
-            fields(check_end_form(&form("abusive", "yes", "half past", ""), now(), tz)),
+            fields(check_end_form(
+                &form("abusive", "yes", "half past", ""),
+                now(),
+                tz
+            )),
             ["warned_at"]
         );
     }

@@ -39,7 +39,13 @@ pub fn html_response(markup: Markup) -> Response {
 }
 
 /// The whole page: skip link, header, service navigation, main.
-pub fn page(title: &str, staff: Option<&Staff>, nav: Nav, has_errors: bool, body: Markup) -> Response {
+pub fn page(
+    title: &str,
+    staff: Option<&Staff>,
+    nav: Nav,
+    has_errors: bool,
+    body: Markup,
+) -> Response {
     let full_title = if has_errors {
         format!("Error: {title} – Fairline staff console")
     } else {

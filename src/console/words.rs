@@ -24,10 +24,7 @@ pub fn termination_reason(r: TerminationReason) -> (&'static str, Option<&'stati
             Some("You do not have to warn them first. A manager will consider telling the police."),
         ),
         TerminationReason::UnreasonableDemands => ("They made unreasonable demands", None),
-        TerminationReason::Other => (
-            "Something else",
-            Some("Say what happened in the notes."),
-        ),
+        TerminationReason::Other => ("Something else", Some("Say what happened in the notes.")),
     }
 }
 
@@ -115,8 +112,7 @@ pub fn arrangement_rules(config: &Config, a: &Arrangement) -> String {
             .windows
             .iter()
             .map(|w| {
-                let days: Vec<String> =
-                    w.days.iter().map(|d| day_plural(*d).to_owned()).collect();
+                let days: Vec<String> = w.days.iter().map(|d| day_plural(*d).to_owned()).collect();
                 format!("{}, {} to {}", and_list(&days), w.start, w.end)
             })
             .collect();
@@ -144,7 +140,9 @@ pub fn arrangement_rules(config: &Config, a: &Arrangement) -> String {
 
 /// An instant in the organisation's local time, e.g. "Mon 7 Dec 2026, 14:05".
 pub fn local(tz: Tz, t: DateTime<Utc>) -> String {
-    t.with_timezone(&tz).format("%a %-d %b %Y, %H:%M").to_string()
+    t.with_timezone(&tz)
+        .format("%a %-d %b %Y, %H:%M")
+        .to_string()
 }
 
 /// Just the local clock time, e.g. "14:05:09".
@@ -161,6 +159,9 @@ mod tests {
     fn lists_read_like_english() {
         assert_eq!(and_list(&["a".into()]), "a");
         assert_eq!(and_list(&["a".into(), "b".into()]), "a and b");
-        assert_eq!(and_list(&["a".into(), "b".into(), "c".into()]), "a, b and c");
+        assert_eq!(
+            and_list(&["a".into(), "b".into(), "c".into()]),
+            "a, b and c"
+        );
     }
 }

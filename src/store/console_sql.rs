@@ -37,7 +37,9 @@ fn role_from(s: &str) -> Result<Role, StoreError> {
     match s {
         "agent" => Ok(Role::Agent),
         "manager" => Ok(Role::Manager),
-        other => Err(StoreError::Internal(format!("unknown session role {other:?}"))),
+        other => Err(StoreError::Internal(format!(
+            "unknown session role {other:?}"
+        ))),
     }
 }
 
@@ -68,9 +70,11 @@ impl LiveText {
             call_id: CallId::parse(&self.call_id).map_err(bad("call id"))?,
             started_at,
             caller: match self.caller {
-                Some(c) => Some(PhoneNumber::parse(&c).map_err(|_| {
-                    StoreError::Internal("decoding a live call's caller".into())
-                })?),
+                Some(c) => {
+                    Some(PhoneNumber::parse(&c).map_err(|_| {
+                        StoreError::Internal("decoding a live call's caller".into())
+                    })?)
+                }
                 None => None,
             },
             outcome: enum_from(&self.outcome, "outcome")?,
@@ -374,6 +378,8 @@ mod tests {
     fn a_batch_insert_numbers_its_placeholders_in_rows_of_eight() {
         let sql = insert_live_sql(2, ON_CONFLICT);
         assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10,"));
-        assert!(sql.ends_with("($9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (provider, call_id) DO NOTHING"));
+        assert!(sql.ends_with(
+            "($9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (provider, call_id) DO NOTHING"
+        ));
     }
 }

@@ -119,7 +119,11 @@ pub async fn hangups(server: &MockServer) -> usize {
 }
 
 /// The test configuration pointed at a fake Twilio, edited by `edit`.
-pub fn console_config(storage_url: &str, twilio_base: &str, edit: impl FnOnce(&mut Config)) -> Config {
+pub fn console_config(
+    storage_url: &str,
+    twilio_base: &str,
+    edit: impl FnOnce(&mut Config),
+) -> Config {
     let mut cfg = config::from_sources(
         &app::test_toml(storage_url, ""),
         &[(
@@ -266,8 +270,11 @@ impl Visitor {
     pub async fn sign_in(&mut self, token: &str) -> Page {
         let form = self.get("/console/sign-in").await;
         let csrf = form.csrf();
-        self.post("/console/sign-in", &[("csrf_token", &csrf), ("token", token)])
-            .await
+        self.post(
+            "/console/sign-in",
+            &[("csrf_token", &csrf), ("token", token)],
+        )
+        .await
     }
 }
 
@@ -352,7 +359,10 @@ async fn journey(backend: Backend, test: &str) {
     assert_eq!(home.status, 200);
     assert!(home.body.contains("Signed in as"));
     assert!(home.body.contains("contact-centre"));
-    assert!(!home.body.contains("Ended calls"), "agents do not see ended calls");
+    assert!(
+        !home.body.contains("Ended calls"),
+        "agents do not see ended calls"
+    );
     assert_eq!(
         agent.get("/console/terminations").await.status,
         StatusCode::FORBIDDEN
@@ -376,7 +386,11 @@ async fn journey(backend: Backend, test: &str) {
     let p = agent
         .post(
             &end_link,
-            &[("csrf_token", "forged"), ("reason", "abusive"), ("warning_given", "yes")],
+            &[
+                ("csrf_token", "forged"),
+                ("reason", "abusive"),
+                ("warning_given", "yes"),
+            ],
         )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
@@ -419,7 +433,11 @@ async fn journey(backend: Backend, test: &str) {
     let p = agent
         .post(
             &end_link,
-            &[("csrf_token", &csrf), ("reason", "abusive"), ("warning_given", "yes")],
+            &[
+                ("csrf_token", &csrf),
+                ("reason", "abusive"),
+                ("warning_given", "yes"),
+            ],
         )
         .await;
     assert_eq!(p.status, 200);
@@ -427,9 +445,16 @@ async fn journey(backend: Backend, test: &str) {
 
     // The manager reviews it.
     let mut manager = Visitor::new(&app);
-    assert_eq!(manager.sign_in(MANAGER_TOKEN).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        manager.sign_in(MANAGER_TOKEN).await.status,
+        StatusCode::SEE_OTHER
+    );
     let home = manager.get("/console/").await;
-    assert!(home.body.contains("ended call awaiting review"), "{}", home.body);
+    assert!(
+        home.body.contains("ended call awaiting review"),
+        "{}",
+        home.body
+    );
     let list = manager.get("/console/terminations").await;
     assert!(list.body.contains("Police report needed"));
     assert!(list.body.contains(&trm));
@@ -442,10 +467,16 @@ async fn journey(backend: Backend, test: &str) {
         .post(&review_path, &[("outcome", "refer_to_police")])
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
-    assert_eq!(terminations_api(&app).await[0]["review"]["status"], "pending");
+    assert_eq!(
+        terminations_api(&app).await[0]["review"]["status"],
+        "pending"
+    );
     // The agent's token is not the manager's.
     let p = agent
-        .post(&review_path, &[("csrf_token", &csrf), ("outcome", "refer_to_police")])
+        .post(
+            &review_path,
+            &[("csrf_token", &csrf), ("outcome", "refer_to_police")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     let csrf_m = detail.csrf();
@@ -457,7 +488,11 @@ async fn journey(backend: Backend, test: &str) {
     let p = manager
         .post(
             &review_path,
-            &[("csrf_token", &csrf_m), ("outcome", "refer_to_police"), ("notes", "reported")],
+            &[
+                ("csrf_token", &csrf_m),
+                ("outcome", "refer_to_police"),
+                ("notes", "reported"),
+            ],
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
@@ -495,9 +530,13 @@ async fn console_journey_on_postgres() {
 async fn timeouts(backend: Backend, test: &str) {
     let start: DateTime<Utc> = Utc::now();
     let clock = ManualClock::new(start);
-    let Some(app) = spawn_console(backend, test, "http://127.0.0.1:9", Some(clock.clone()), |c| {
-        c.console.session_idle = Duration::from_secs(10 * 60)
-    })
+    let Some(app) = spawn_console(
+        backend,
+        test,
+        "http://127.0.0.1:9",
+        Some(clock.clone()),
+        |c| c.console.session_idle = Duration::from_secs(10 * 60),
+    )
     .await
     else {
         return;
@@ -507,7 +546,11 @@ async fn timeouts(backend: Backend, test: &str) {
     // Used every 9 minutes: still signed in after 27.
     for m in [9, 18, 27] {
         clock.set(start + chrono::Duration::minutes(m));
-        assert_eq!(v.get("/console/calls").await.status, 200, "after {m} minutes");
+        assert_eq!(
+            v.get("/console/calls").await.status,
+            200,
+            "after {m} minutes"
+        );
     }
     // The page's own background refresh does not count as use.
     clock.set(start + chrono::Duration::minutes(36));
@@ -528,13 +571,20 @@ async fn timeouts(backend: Backend, test: &str) {
     let p = v.get("/console/calls").await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert_eq!(p.location.as_deref(), Some("/console/sign-in?timed_out=1"));
-    assert!(v.get("/console/sign-in?timed_out=1").await.body.contains("not used for a while"));
+    assert!(v
+        .get("/console/sign-in?timed_out=1")
+        .await
+        .body
+        .contains("not used for a while"));
 
     // However busy, a session ends 12 hours after sign-in.
     let mut busy = Visitor::new(&app);
     let t0 = start + chrono::Duration::hours(1);
     clock.set(t0);
-    assert_eq!(busy.sign_in(AGENT_TOKEN).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        busy.sign_in(AGENT_TOKEN).await.status,
+        StatusCode::SEE_OTHER
+    );
     let mut t = t0;
     while t < t0 + chrono::Duration::hours(12) - chrono::Duration::minutes(5) {
         t += chrono::Duration::minutes(5);
@@ -559,7 +609,8 @@ async fn console_sessions_time_out_on_postgres() {
 /// The store keeps a hash of the session id, never the id in the cookie.
 #[tokio::test]
 async fn only_a_hash_of_the_session_id_is_stored() {
-    let Some(app) = spawn_console(Backend::Sqlite, "hash", "http://127.0.0.1:9", None, |_| {}).await
+    let Some(app) =
+        spawn_console(Backend::Sqlite, "hash", "http://127.0.0.1:9", None, |_| {}).await
     else {
         return;
     };
@@ -576,7 +627,8 @@ async fn only_a_hash_of_the_session_id_is_stored() {
 /// Live-call rows: retried webhooks are one row; old rows are swept; withheld numbers show.
 #[tokio::test]
 async fn live_calls_are_shared_and_swept() {
-    let Some(app) = spawn_console(Backend::Sqlite, "sweep", "http://127.0.0.1:9", None, |_| {}).await
+    let Some(app) =
+        spawn_console(Backend::Sqlite, "sweep", "http://127.0.0.1:9", None, |_| {}).await
     else {
         return;
     };
@@ -586,7 +638,11 @@ async fn live_calls_are_shared_and_swept() {
     let mut v = Visitor::new(&app);
     v.sign_in(AGENT_TOKEN).await;
     let body = wait_for_calls(&mut v, |b| b.contains("Number withheld")).await;
-    assert_eq!(body.matches(&format!("/console/calls/twilio/{}/end", sid(1))).count(), 1);
+    assert_eq!(
+        body.matches(&format!("/console/calls/twilio/{}/end", sid(1)))
+            .count(),
+        1
+    );
     let now = Utc::now();
     assert_eq!(
         app.state
@@ -596,7 +652,13 @@ async fn live_calls_are_shared_and_swept() {
             .unwrap(),
         2
     );
-    assert!(app.state.store.list_live_calls(now - chrono::Duration::hours(4)).await.unwrap().is_empty());
+    assert!(app
+        .state
+        .store
+        .list_live_calls(now - chrono::Duration::hours(4))
+        .await
+        .unwrap()
+        .is_empty());
     app.stop().await;
 }
 
@@ -614,6 +676,9 @@ async fn console_config_is_checked() {
         "[console]\nsession_idle_minutes = 0\n",
         "[console]\nsession_minutes = 5\n",
     ] {
-        assert!(config::from_sources(&app::test_toml("sqlite://x.db", bad), &[]).is_err(), "{bad}");
+        assert!(
+            config::from_sources(&app::test_toml("sqlite://x.db", bad), &[]).is_err(),
+            "{bad}"
+        );
     }
 }

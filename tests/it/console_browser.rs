@@ -156,7 +156,10 @@ async fn check(c: &Client, name: &str) {
 async fn body_text(c: &Client) -> String {
     for _ in 0..50 {
         if let Ok(Value::String(s)) = c
-            .execute("return document.body ? document.body.innerText : '';", vec![])
+            .execute(
+                "return document.body ? document.body.innerText : '';",
+                vec![],
+            )
             .await
         {
             return s;
@@ -178,7 +181,11 @@ async fn wait_title(c: &Client, want: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the page title never became {want:?}: it is {:?}\n{}", title(c).await, body_text(c).await);
+    panic!(
+        "the page title never became {want:?}: it is {:?}\n{}",
+        title(c).await,
+        body_text(c).await
+    );
 }
 
 fn key(k: Key) -> String {
@@ -232,7 +239,10 @@ async fn wait_for_text(c: &Client, present: &str, want: bool) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the page never {} {present:?}", if want { "showed" } else { "lost" });
+    panic!(
+        "the page never {} {present:?}",
+        if want { "showed" } else { "lost" }
+    );
 }
 
 #[tokio::test]
@@ -253,6 +263,11 @@ async fn console_in_a_real_browser() {
     )
     .await
     .unwrap();
+    app.create_arrangement(crate::app::arrangement(
+        CALLER,
+        json!({"designated_staff": ["alice"], "max_call_minutes": 20}),
+    ))
+    .await;
     let base = format!("http://localhost:{}", app.addr.port());
     let c = browser(&driver).await;
 
@@ -277,9 +292,14 @@ async fn console_in_a_real_browser() {
 
     // A Twilio call: the open Live calls page shows it by itself (the 5-second refresh).
     c.goto(&format!("{base}/console/calls")).await.unwrap();
-    assert!(body_text(&c).await.contains("There are no calls in progress"));
+    assert!(body_text(&c)
+        .await
+        .contains("There are no calls in progress"));
     incoming_call(&app, CALLER, &call).await;
     wait_for_text(&c, CALLER, true).await;
+    let live = body_text(&c).await;
+    assert!(live.contains("Put through to Alice Jones"), "{live}");
+    assert!(live.contains("All calls go to Alice Jones. Calls last at most 20 minutes."));
     check(&c, "04-live-calls").await;
 
     // A cross-site POST (a page on another site submitting the end-call form): the
@@ -288,11 +308,15 @@ async fn console_in_a_real_browser() {
     let end_url = format!("{base}/console/calls/twilio/{call}/end");
     Mock::given(method("GET"))
         .and(path("/attack"))
-        .respond_with(ResponseTemplate::new(200).insert_header("content-type", "text/html").set_body_string(format!(
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/html")
+                .set_body_string(format!(
             "<!DOCTYPE html><html lang=en><title>x</title><form method=post action=\"{end_url}\">\
              <input name=reason value=abusive><input name=warning_given value=yes></form>\
              <script>document.forms[0].submit()</script></html>"
-        )))
+        )),
+        )
         .mount(&attacker)
         .await;
     c.goto(&format!("{}/attack", attacker.uri())).await.unwrap();
@@ -310,13 +334,20 @@ async fn console_in_a_real_browser() {
     )
     .await
     .unwrap();
-    wait_title(&c, "Your request could not be checked – Fairline staff console").await;
+    wait_title(
+        &c,
+        "Your request could not be checked – Fairline staff console",
+    )
+    .await;
     check(&c, "06-refused-without-csrf").await;
     assert_eq!(hangups(&twilio).await, 0);
     assert!(app
         .state
         .store
-        .find_termination(fairline::domain::Provider::Twilio, &fairline::domain::CallId::parse(&call).unwrap())
+        .find_termination(
+            fairline::domain::Provider::Twilio,
+            &fairline::domain::CallId::parse(&call).unwrap()
+        )
         .await
         .unwrap()
         .is_none());
@@ -330,7 +361,9 @@ async fn console_in_a_real_browser() {
         .await
         .unwrap();
     wait_title(&c, "Error: End call – Fairline staff console").await;
-    assert!(body_text(&c).await.contains("Select why you ended the call"));
+    assert!(body_text(&c)
+        .await
+        .contains("Select why you ended the call"));
     check(&c, "07-end-call-errors").await;
 
     // Keyboard only: from Live calls, Tab to End call, Enter; Tab to the reason, Space;
@@ -371,7 +404,9 @@ async fn console_in_a_real_browser() {
     wait_title(&c, "Home – Fairline staff console").await;
     assert!(body_text(&c).await.contains("ended call awaiting review"));
     check(&c, "09-home-manager").await;
-    c.goto(&format!("{base}/console/terminations")).await.unwrap();
+    c.goto(&format!("{base}/console/terminations"))
+        .await
+        .unwrap();
     check(&c, "10-ended-calls").await;
     c.find(Locator::Css("main table a"))
         .await
@@ -383,6 +418,7 @@ async fn console_in_a_real_browser() {
     let detail = body_text(&c).await;
     assert!(detail.contains("Shouted at me after a warning"));
     assert!(detail.contains("contact-centre"));
+    assert!(detail.contains("PSOW-2026-00123: All calls go to Alice Jones."));
     check(&c, "11-ended-call").await;
     c.find(Locator::Css("main button[type=submit]"))
         .await
@@ -428,7 +464,12 @@ async fn console_in_a_real_browser() {
     // Idle past the timeout: sent to sign-in, told why.
     clock.set(chrono::Utc::now() + chrono::Duration::minutes(31));
     c.goto(&format!("{base}/console/calls")).await.unwrap();
-    assert!(c.current_url().await.unwrap().path().ends_with("/console/sign-in"));
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/sign-in"));
     assert!(body_text(&c).await.contains("not used for a while"));
     check(&c, "15-timed-out").await;
 

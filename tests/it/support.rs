@@ -341,7 +341,11 @@ macro_rules! delegate_console_store {
             ) -> Result<Option<fairline::store::ConsoleSession>, StoreError> {
                 self.inner.get_session(id_hash).await
             }
-            async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+            async fn touch_session(
+                &self,
+                id_hash: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
                 self.inner.touch_session(id_hash, at).await
             }
             async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
