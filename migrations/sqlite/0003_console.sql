@@ -25,3 +25,11 @@ CREATE TABLE live_calls (
     PRIMARY KEY (provider, call_id)
 );
 CREATE INDEX live_calls_started_at ON live_calls (started_at);
+
+-- OpenID Connect sign-ins under way: found by the SHA-256 of their `state`, taken once.
+CREATE TABLE console_logins (
+    state_hash    TEXT    PRIMARY KEY,
+    nonce         TEXT    NOT NULL,
+    pkce_verifier TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+);

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod endcall;
 pub mod live;
+pub mod oidc;
 pub mod pages;
 pub mod session;
 pub mod views;
@@ -32,6 +33,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/sign-in",
             get(pages::sign_in_form).post(pages::sign_in),
         )
+        .route("/console/sign-in/oidc", get(oidc::start))
+        .route("/console/sign-in/oidc/callback", get(oidc::callback))
         .route("/console/sign-out", post(pages::sign_out))
         .route("/console/calls", get(pages::calls))
         .route(

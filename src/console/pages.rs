@@ -93,7 +93,7 @@ pub async fn sign_in_form(State(state): State<AppState>, Query(q): Query<SignInQ
     sign_in_page(&state, notice, &[], StatusCode::OK)
 }
 
-fn sign_in_page(
+pub(crate) fn sign_in_page(
     state: &AppState,
     notice: Option<&str>,
     problems: &[FieldProblem],
@@ -109,6 +109,13 @@ fn sign_in_page(
                     (views::banner(false, "Important", n, None))
                 }
                 h1 class="govuk-heading-l" { "Sign in" }
+                @if state.config.console.oidc.is_some() {
+                    p class="govuk-body" { "Sign in with the account you use for your organisation's other systems." }
+                    a href="/console/sign-in/oidc" role="button" draggable="false" class="govuk-button govuk-button--start" data-module="govuk-button" {
+                        "Sign in with your organisation account"
+                    }
+                    h2 class="govuk-heading-m" { "Or sign in with an access token" }
+                }
                 form method="post" action="/console/sign-in" novalidate {
                     input type="hidden" name="csrf_token" value=(token);
                     div class={ "govuk-form-group" @if problem.is_some() { " govuk-form-group--error" } } {
@@ -167,13 +174,23 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
+    start_session(&state, &principal.name, principal.role).await
+}
+
+/// A new session for a person whose identity has been checked: stored, its cookie set, and
+/// off to the home page.
+pub(crate) async fn start_session(
+    state: &AppState,
+    name: &str,
+    role: crate::config::Role,
+) -> Response {
     let now = state.clock.now();
     let id = session::random_token();
     let record = crate::store::ConsoleSession {
         id_hash: session::hash_id(&id),
         csrf_token: session::random_token(),
-        name: principal.name.clone(),
-        role: principal.role,
+        name: name.to_owned(),
+        role,
         created_at: now,
         last_seen_at: now,
     };
@@ -181,17 +198,17 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
         tracing::warn!(error = %e, "could not store a console session");
         return unavailable();
     }
-    tracing::info!(name = %principal.name, role = principal.role.as_str(), "console sign-in");
+    tracing::info!(name = %name, role = role.as_str(), "console sign-in");
     let mut res = Redirect::to("/console/").into_response();
     let lifetime = super::config::ABSOLUTE_LIFETIME.as_secs() as i64;
     let h = res.headers_mut();
     h.append(
         header::SET_COOKIE,
-        session::set_cookie(&state, session::SESSION_COOKIE, &id, Some(lifetime)),
+        session::set_cookie(state, session::SESSION_COOKIE, &id, Some(lifetime)),
     );
     h.append(
         header::SET_COOKIE,
-        session::set_cookie(&state, session::SIGN_IN_COOKIE, "", Some(0)),
+        session::set_cookie(state, session::SIGN_IN_COOKIE, "", Some(0)),
     );
     res
 }

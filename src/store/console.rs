@@ -77,4 +77,21 @@ pub trait ConsoleStore: Send + Sync + 'static {
 
     /// Delete calls that started before `before`; returns how many.
     async fn purge_live_calls(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Remember an OpenID Connect sign-in under way.
+    async fn create_login(&self, login: &PendingLogin) -> Result<(), StoreError>;
+
+    /// Take (read and delete) the sign-in under way with this state hash, if there is one.
+    async fn take_login(&self, state_hash: &str) -> Result<Option<PendingLogin>, StoreError>;
+}
+
+/// An OpenID Connect sign-in under way (between the redirect to the identity provider and
+/// its redirect back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingLogin {
+    /// SHA-256 (hex) of the `state` sent to the identity provider.
+    pub state_hash: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub created_at: DateTime<Utc>,
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::common::{enum_from, enum_str, map_sqlx, trunc};
-use super::console::{ConsoleSession, ConsoleStore, LiveCall};
+use super::console::{ConsoleSession, ConsoleStore, LiveCall, PendingLogin};
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::StoreError;
@@ -26,6 +26,11 @@ const LIVE_COLUMNS: &str =
     "provider, call_id, started_at, caller, outcome, reason, route_to, arrangement_id";
 const DELETE_LIVE: &str = "DELETE FROM live_calls WHERE provider = $1 AND call_id = $2";
 const PURGE_LIVE: &str = "DELETE FROM live_calls WHERE started_at < $1";
+const INSERT_LOGIN: &str = "INSERT INTO console_logins \
+    (state_hash, nonce, pkce_verifier, created_at) VALUES ($1, $2, $3, $4)";
+const TAKE_LOGIN: &str = "DELETE FROM console_logins WHERE state_hash = $1 \
+    RETURNING state_hash, nonce, pkce_verifier, created_at";
+const PURGE_LOGINS: &str = "DELETE FROM console_logins WHERE created_at < $1";
 /// The most live calls one page lists.
 const MAX_LIVE: i64 = 1000;
 
@@ -259,6 +264,12 @@ macro_rules! console_store_impl {
                     .execute(self.console_pool())
                     .await
                     .map_err(map_sqlx)?;
+                // Sign-ins under way are good for minutes; anything as old as a session is gone.
+                sqlx::query(PURGE_LOGINS)
+                    .bind($instant(idle_before.min(created_before)))
+                    .execute(self.console_pool())
+                    .await
+                    .map_err(map_sqlx)?;
                 Ok(r.rows_affected())
             }
 
@@ -350,6 +361,39 @@ macro_rules! console_store_impl {
                     .await
                     .map_err(map_sqlx)?;
                 Ok(r.rows_affected())
+            }
+
+            async fn create_login(&self, l: &PendingLogin) -> Result<(), StoreError> {
+                sqlx::query(INSERT_LOGIN)
+                    .bind(&l.state_hash)
+                    .bind(&l.nonce)
+                    .bind(&l.pkce_verifier)
+                    .bind($instant(l.created_at))
+                    .execute(self.console_pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                Ok(())
+            }
+
+            async fn take_login(
+                &self,
+                state_hash: &str,
+            ) -> Result<Option<PendingLogin>, StoreError> {
+                let row = sqlx::query(TAKE_LOGIN)
+                    .bind(state_hash)
+                    .fetch_optional(self.console_pool())
+                    .await
+                    .map_err(map_sqlx)?;
+                let Some(r) = row else {
+                    return Ok(None);
+                };
+                let created: $instant_ty = r.try_get("created_at").map_err(map_sqlx)?;
+                Ok(Some(PendingLogin {
+                    state_hash: r.try_get("state_hash").map_err(map_sqlx)?,
+                    nonce: r.try_get("nonce").map_err(map_sqlx)?,
+                    pkce_verifier: r.try_get("pkce_verifier").map_err(map_sqlx)?,
+                    created_at: $decode_instant(created)?,
+                }))
             }
         }
     };

@@ -16,7 +16,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod terminations;
 
-pub use console::{ConsoleSession, ConsoleStore, LiveCall};
+pub use console::{ConsoleSession, ConsoleStore, LiveCall, PendingLogin};
 pub use terminations::{
     Claim, NewNotification, OutboxItem, Review, ReviewOutcome, ReviewStatus, Termination,
     TerminationFilter, TerminationOutcome, TerminationReason, TerminationStore,

@@ -387,6 +387,18 @@ macro_rules! delegate_console_store {
             async fn purge_live_calls(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
                 self.inner.purge_live_calls(before).await
             }
+            async fn create_login(
+                &self,
+                login: &fairline::store::PendingLogin,
+            ) -> Result<(), StoreError> {
+                self.inner.create_login(login).await
+            }
+            async fn take_login(
+                &self,
+                state_hash: &str,
+            ) -> Result<Option<fairline::store::PendingLogin>, StoreError> {
+                self.inner.take_login(state_hash).await
+            }
         }
     };
 }
