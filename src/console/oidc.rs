@@ -193,6 +193,16 @@ pub async fn callback(
             .into_response();
     };
     let mut res = super::pages::start_session(&state, &person.name, role).await;
+    if res.status() == StatusCode::SEE_OTHER {
+        // This request came from the identity provider's site, and browsers do not send a
+        // SameSite=Strict cookie along a redirect chain that started on another site: answer
+        // with a page that goes on to the console itself (a same-site navigation).
+        let cookies: Vec<_> = res.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
+        res = super::views::continue_page();
+        for c in cookies {
+            res.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
     if let Ok(v) = header::HeaderValue::from_str(&format!(
         "{OIDC_COOKIE}=; Path=/console; HttpOnly; SameSite=Lax; Max-Age=0"
     )) {

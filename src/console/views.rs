@@ -211,6 +211,31 @@ pub fn message_page(title: &str, text: &str) -> Response {
     )
 }
 
+/// After an OpenID Connect sign-in: on to the console by a same-site navigation (a meta
+/// refresh, no script), with a link for browsers that do not follow it.
+pub fn continue_page() -> Response {
+    html_response(html! {
+        (DOCTYPE)
+        html lang="en" class="govuk-template" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content="0;url=/console/";
+                title { "Signed in – Fairline staff console" }
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                link rel="stylesheet" href="/console/assets/govuk-frontend.min.css";
+            }
+            body class="govuk-template__body" {
+                div class="govuk-width-container" {
+                    main class="govuk-main-wrapper" id="main-content" {
+                        h1 class="govuk-heading-l" { "You are signed in" }
+                        p class="govuk-body" { a class="govuk-link" href="/console/" { "Continue to the staff console" } }
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// Markup that is already safe (used for fixed entity text only).
 pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
     PreEscaped(s)

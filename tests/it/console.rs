@@ -48,16 +48,21 @@ pub fn with_fields(fixture: &str, replace: &[(&str, &str)]) -> String {
 
 /// POST a Twilio webhook signed for the app's `public_url`.
 pub async fn post_twilio(app: &TestApp, path: &str, body: &str) -> u16 {
+    post_twilio_to(&app.url, &app.state.config.server.public_url, path, body).await
+}
+
+/// POST a Twilio webhook to the server at `base`, signed for `public_url`.
+pub async fn post_twilio_to(base: &str, public_url: &str, path: &str, body: &str) -> u16 {
     let fields: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
     let sig = twilio::compute_signature(
-        &format!("{}{path}", app.state.config.server.public_url),
+        &format!("{public_url}{path}"),
         &fields,
         &Secret::new(TWILIO_TOKEN),
     );
-    app.client
-        .post(format!("{}{path}", app.url))
+    reqwest::Client::new()
+        .post(format!("{base}{path}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header(twilio::SIGNATURE_HEADER, sig)
         .body(body.to_owned())
@@ -69,11 +74,15 @@ pub async fn post_twilio(app: &TestApp, path: &str, body: &str) -> u16 {
 }
 
 pub async fn incoming_call(app: &TestApp, from: &str, call_sid: &str) {
+    incoming_call_to(&app.url, &app.state.config.server.public_url, from, call_sid).await;
+}
+
+pub async fn incoming_call_to(base: &str, public_url: &str, from: &str, call_sid: &str) {
     let body = with_fields(
         INCOMING,
         &[("From", from), ("Caller", from), ("CallSid", call_sid)],
     );
-    assert_eq!(post_twilio(app, VOICE, &body).await, 200);
+    assert_eq!(post_twilio_to(base, public_url, VOICE, &body).await, 200);
 }
 
 pub async fn status_completed(app: &TestApp, from: &str, call_sid: &str) {
@@ -202,8 +211,12 @@ impl Page {
 
 impl Visitor {
     pub fn new(app: &TestApp) -> Visitor {
+        Self::at(&app.url)
+    }
+
+    pub fn at(base: &str) -> Visitor {
         Visitor {
-            base: app.url.clone(),
+            base: base.to_owned(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
