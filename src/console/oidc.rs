@@ -163,7 +163,10 @@ pub async fn callback(
     }
     if let Some(err) = q.error {
         tracing::info!(error = %err, "the identity provider refused the sign-in");
-        return again(&state, "Your organisation's sign-in did not succeed. Try again.");
+        return again(
+            &state,
+            "Your organisation's sign-in did not succeed. Try again.",
+        );
     }
     let Some(code) = q.code else {
         return again(&state, "Your sign-in could not be finished. Try again.");
@@ -197,7 +200,12 @@ pub async fn callback(
         // This request came from the identity provider's site, and browsers do not send a
         // SameSite=Strict cookie along a redirect chain that started on another site: answer
         // with a page that goes on to the console itself (a same-site navigation).
-        let cookies: Vec<_> = res.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
+        let cookies: Vec<_> = res
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
         res = super::views::continue_page();
         for c in cookies {
             res.headers_mut().append(header::SET_COOKIE, c);
@@ -350,8 +358,14 @@ mod tests {
 
     #[test]
     fn the_name_is_the_first_claim_present() {
-        assert_eq!(name_of(&json!({"name": "Dana Scully", "sub": "x"})), "Dana Scully");
-        assert_eq!(name_of(&json!({"name": " ", "email": "d@example.org"})), "d@example.org");
+        assert_eq!(
+            name_of(&json!({"name": "Dana Scully", "sub": "x"})),
+            "Dana Scully"
+        );
+        assert_eq!(
+            name_of(&json!({"name": " ", "email": "d@example.org"})),
+            "d@example.org"
+        );
         assert_eq!(name_of(&json!({"sub": "abc"})), "abc");
     }
 }

@@ -111,7 +111,7 @@ pub(crate) fn sign_in_page(
                 h1 class="govuk-heading-l" { "Sign in" }
                 @if state.config.console.oidc.is_some() {
                     p class="govuk-body" { "Sign in with the account you use for your organisation's other systems." }
-                    a href="/console/sign-in/oidc" role="button" draggable="false" class="govuk-button govuk-button--start" data-module="govuk-button" {
+                    a href="/console/sign-in/oidc" class="govuk-button govuk-button--start" {
                         "Sign in with your organisation account"
                     }
                     h2 class="govuk-heading-m" { "Or sign in with an access token" }

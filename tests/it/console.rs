@@ -74,7 +74,13 @@ pub async fn post_twilio_to(base: &str, public_url: &str, path: &str, body: &str
 }
 
 pub async fn incoming_call(app: &TestApp, from: &str, call_sid: &str) {
-    incoming_call_to(&app.url, &app.state.config.server.public_url, from, call_sid).await;
+    incoming_call_to(
+        &app.url,
+        &app.state.config.server.public_url,
+        from,
+        call_sid,
+    )
+    .await;
 }
 
 pub async fn incoming_call_to(base: &str, public_url: &str, from: &str, call_sid: &str) {
@@ -688,6 +694,9 @@ async fn console_config_is_checked() {
     for bad in [
         "[console]\nsession_idle_minutes = 0\n",
         "[console]\nsession_minutes = 5\n",
+        "[console.oidc]\nissuer = \"not a url\"\nclient_id = \"c\"\nclient_secret = \"s\"\nrole_claim = \"roles\"\nagent_roles = [\"a\"]\n",
+        "[console.oidc]\nissuer = \"https://id.example.org\"\nclient_id = \"c\"\nclient_secret = \"s\"\nrole_claim = \"roles\"\n",
+        "[console.oidc]\nissuer = \"https://id.example.org\"\n",
     ] {
         assert!(
             config::from_sources(&app::test_toml("sqlite://x.db", bad), &[]).is_err(),

@@ -476,3 +476,30 @@ async fn console_in_a_real_browser() {
     c.close().await.unwrap();
     app.stop().await;
 }
+
+/// Sign-in through the organisation's identity provider (the fake one in console_oidc.rs),
+/// in the browser: the provider is another site, so this also shows the session cookie
+/// (SameSite=Strict) survives the way back.
+#[tokio::test]
+async fn oidc_sign_in_in_a_real_browser() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let idp = crate::console_oidc::start_idp("Dana Scully", &["contact-centre"]).await;
+    let app = crate::console_oidc::spawn_oidc_app(&idp, "localhost", "http://127.0.0.1:9").await;
+    let c = browser(&driver).await;
+    c.goto(&format!("{}/console/sign-in", app.url))
+        .await
+        .unwrap();
+    check(&c, "16-sign-in-with-oidc").await;
+    c.find(Locator::LinkText("Sign in with your organisation account"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_title(&c, "Home – Fairline staff console").await;
+    assert!(body_text(&c).await.contains("Signed in as Dana Scully"));
+    axe(&c, "home after OpenID Connect sign-in").await;
+    c.close().await.unwrap();
+}

@@ -19,7 +19,9 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::console::{console_config, fake_twilio, hangups, incoming_call_to, sid, Visitor, CALLER};
+use crate::console::{
+    console_config, fake_twilio, hangups, incoming_call_to, sid, Visitor, CALLER,
+};
 
 const TEST_KEY: &str = include_str!("../../fixtures/oidc/test-key.pem");
 pub const CLIENT_ID: &str = "fairline-console";
@@ -69,13 +71,17 @@ async fn jwks(State(idp): State<Shared>) -> Json<Value> {
 }
 
 /// Signs the user straight in (no login form) and sends the browser back with a code.
-async fn authorize(State(idp): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    State(idp): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let ok = q.get("response_type").map(String::as_str) == Some("code")
         && q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
         && q.get("code_challenge_method").map(String::as_str) == Some("S256")
         && q.contains_key("code_challenge")
         && q.contains_key("nonce")
-        && q.get("scope").is_some_and(|s| s.split(' ').any(|x| x == "openid"));
+        && q.get("scope")
+            .is_some_and(|s| s.split(' ').any(|x| x == "openid"));
     if !ok {
         return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
     }
@@ -101,7 +107,8 @@ async fn authorize(State(idp): State<Shared>, Query(q): Query<HashMap<String, St
 }
 
 fn sign(idp: &Idp, claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "test-key"}).to_string());
+    let header = URL_SAFE_NO_PAD
+        .encode(json!({"alg": "RS256", "typ": "JWT", "kid": "test-key"}).to_string());
     let body = URL_SAFE_NO_PAD.encode(claims.to_string());
     let input = format!("{header}.{body}");
     let key = rsa::pkcs1v15::SigningKey::<Sha256>::new(idp.key.clone());
@@ -118,9 +125,19 @@ async fn token(State(idp): State<Shared>, headers: HeaderMap, body: String) -> R
         STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
     );
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
-    let refuse = || (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+    let refuse = || {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response()
+    };
     if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return refuse();
     }
@@ -163,7 +180,10 @@ pub async fn start_idp(name: &str, roles: &[&str]) -> Shared {
         issuer,
         key: rsa::RsaPrivateKey::from_pkcs8_pem(TEST_KEY).unwrap(),
         grants: Mutex::new(HashMap::new()),
-        user: Mutex::new((name.to_owned(), roles.iter().map(|r| (*r).to_owned()).collect())),
+        user: Mutex::new((
+            name.to_owned(),
+            roles.iter().map(|r| (*r).to_owned()).collect(),
+        )),
         pkce_failures: Mutex::new(0),
     });
     let router = Router::new()
@@ -227,7 +247,10 @@ async fn oidc_sign_in(v: &mut Visitor, app: &OidcApp) -> crate::console::Page {
     let start = v.get("/console/sign-in/oidc").await;
     assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
     let authorize = start.location.unwrap();
-    assert!(authorize.contains("code_challenge_method=S256"), "{authorize}");
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
     // At the provider (another site): it sends the browser back with a code.
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -239,7 +262,10 @@ async fn oidc_sign_in(v: &mut Visitor, app: &OidcApp) -> crate::console::Page {
         .unwrap();
     assert_eq!(resp.status(), 303);
     let back = resp.headers()["location"].to_str().unwrap().to_owned();
-    let path = back.strip_prefix(&app.url).expect("back to the console").to_owned();
+    let path = back
+        .strip_prefix(&app.url)
+        .expect("back to the console")
+        .to_owned();
     v.get(&path).await
 }
 
@@ -271,7 +297,11 @@ async fn oidc_sign_in_names_the_person_in_the_records() {
     let p = v
         .post(
             &end,
-            &[("csrf_token", &form.csrf()), ("reason", "swearing"), ("warning_given", "yes")],
+            &[
+                ("csrf_token", &form.csrf()),
+                ("reason", "swearing"),
+                ("warning_given", "yes"),
+            ],
         )
         .await;
     assert_eq!(p.status, 200, "{}", p.body);
@@ -334,9 +364,10 @@ async fn oidc_callbacks_not_started_by_this_browser_are_refused() {
     let mut again = Visitor::at(&app.url);
     again.cookies = cookie;
     again.cookies.remove("fairline_console");
-    again
-        .cookies
-        .insert("fairline_console_oidc".into(), path.split("state=").nth(1).unwrap().to_owned());
+    again.cookies.insert(
+        "fairline_console_oidc".into(),
+        path.split("state=").nth(1).unwrap().to_owned(),
+    );
     let p = again.get(&path).await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(!again.cookies.contains_key("fairline_console"));
