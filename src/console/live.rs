@@ -195,3 +195,31 @@ async fn sweep(state: AppState) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::engine::{Outcome, Reason};
+
+    #[test]
+    fn a_full_queue_drops_instead_of_waiting() {
+        let q = LiveCalls::new(2);
+        let d = Decision::plain(Outcome::Continue, Reason::NoArrangement);
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        for n in 0..5 {
+            let id = CallId::parse(&format!("CA{n:032x}")).unwrap();
+            // Never blocks, never fails: the fourth and fifth are dropped.
+            q.decided(Provider::Twilio, &id, &CallerId::Withheld, &d, at);
+        }
+        let mut rx = q.take_receiver().unwrap();
+        let mut got = Vec::new();
+        while let Ok(w) = rx.try_recv() {
+            got.push(w);
+        }
+        assert_eq!(got.len(), 2);
+        assert!(matches!(&got[0], Write::Insert(c) if c.caller.is_none()));
+        // The receiver is handed out once.
+        assert!(q.take_receiver().is_none());
+    }
+}

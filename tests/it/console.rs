@@ -704,3 +704,130 @@ async fn console_config_is_checked() {
         );
     }
 }
+
+/// The console's storage on both backends: sessions, live calls, sign-ins under way.
+async fn console_store_contract(store: Arc<dyn fairline::store::Store>) {
+    use fairline::config::Role;
+    use fairline::domain::{CallId, PhoneNumber, Provider};
+    use fairline::engine::{Outcome, Reason};
+    use fairline::store::{ConsoleSession, LiveCall, PendingLogin};
+
+    let t0: DateTime<Utc> = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let s = ConsoleSession {
+        id_hash: "a".repeat(64),
+        csrf_token: "csrf".into(),
+        name: "Dana Scully".into(),
+        role: Role::Manager,
+        created_at: t0,
+        last_seen_at: t0,
+    };
+    store.create_session(&s).await.unwrap();
+    assert_eq!(
+        store.get_session(&s.id_hash).await.unwrap(),
+        Some(s.clone())
+    );
+    let later = t0 + chrono::Duration::minutes(5);
+    store.touch_session(&s.id_hash, later).await.unwrap();
+    // Touching never moves last use backwards.
+    store.touch_session(&s.id_hash, t0).await.unwrap();
+    assert_eq!(
+        store
+            .get_session(&s.id_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        later
+    );
+    assert_eq!(store.purge_sessions(later, t0).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .purge_sessions(later + chrono::Duration::seconds(1), t0)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.get_session(&s.id_hash).await.unwrap().is_none());
+
+    let calls: Vec<LiveCall> = (0..250u32)
+        .map(|n| LiveCall {
+            provider: if n % 2 == 0 {
+                Provider::Twilio
+            } else {
+                Provider::Telnyx
+            },
+            call_id: CallId::parse(&sid(n)).unwrap(),
+            started_at: t0 + chrono::Duration::seconds(i64::from(n)),
+            caller: (n % 3 != 0).then(|| PhoneNumber::parse(CALLER).unwrap()),
+            outcome: Outcome::Continue,
+            reason: Reason::NoArrangement,
+            route_to: None,
+            arrangement_id: None,
+        })
+        .collect();
+    // More than one INSERT's worth, and a repeat of the first: kept once.
+    store.insert_live_calls(&calls).await.unwrap();
+    store.insert_live_calls(&calls[..1]).await.unwrap();
+    let listed = store.list_live_calls(t0).await.unwrap();
+    assert_eq!(listed.len(), 250);
+    assert_eq!(listed[0], calls[249], "newest first");
+    assert_eq!(
+        store
+            .get_live_call(Provider::Twilio, &calls[0].call_id)
+            .await
+            .unwrap(),
+        Some(calls[0].clone())
+    );
+    assert!(store
+        .delete_live_call(Provider::Twilio, &calls[0].call_id)
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_live_call(Provider::Twilio, &calls[0].call_id)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .purge_live_calls(t0 + chrono::Duration::seconds(100))
+            .await
+            .unwrap(),
+        99
+    );
+
+    let login = PendingLogin {
+        state_hash: "b".repeat(64),
+        nonce: "n".into(),
+        pkce_verifier: "v".into(),
+        created_at: t0,
+    };
+    store.create_login(&login).await.unwrap();
+    assert_eq!(
+        store.take_login(&login.state_hash).await.unwrap(),
+        Some(login.clone())
+    );
+    assert_eq!(
+        store.take_login(&login.state_hash).await.unwrap(),
+        None,
+        "taken once"
+    );
+}
+
+#[tokio::test]
+async fn console_store_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fairline::store::sqlite::SqliteStore::open_path(&dir.path().join("f.db"))
+        .await
+        .unwrap();
+    console_store_contract(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn console_store_on_postgres() {
+    let Some((url, schema)) = pg_schema("console_store_on_postgres") else {
+        return;
+    };
+    let store = fairline::store::postgres::PgStore::connect_in_schema(&url, &schema)
+        .await
+        .unwrap();
+    console_store_contract(Arc::new(store)).await;
+}
