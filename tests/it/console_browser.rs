@@ -216,20 +216,17 @@ async fn tab_to(c: &Client, attr: &str, is: impl Fn(&str) -> bool) {
     panic!("tabbing never reached the element wanted ({attr})");
 }
 
+/// Sign in with the keyboard alone: Tab to the token field, type, Enter.
 async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/console/sign-in")).await.unwrap();
-    c.find(Locator::Id("token"))
+    tab_to(c, "id", |id| id == "token").await;
+    c.active_element()
         .await
         .unwrap()
         .send_keys(token)
         .await
         .unwrap();
-    c.find(Locator::Css("main button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(c, Key::Enter).await;
 }
 
 async fn wait_for_text(c: &Client, present: &str, want: bool) {
@@ -429,24 +426,21 @@ async fn console_in_a_real_browser() {
     wait_title(&c, "Error: Ended call – Fairline staff console").await;
     assert!(body_text(&c).await.contains("Select what happens next"));
     check(&c, "12-review-errors").await;
-    c.find(Locator::Id("outcome-2"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("notes"))
+    // The review by keyboard alone: Tab into the radios (focus lands on the first), the Down
+    // arrow to "Write to the customer", Tab to the notes, type, Tab to the button, Enter.
+    tab_to(&c, "name", |n| n == "outcome").await;
+    press(&c, Key::Down).await;
+    let chosen = c.active_element().await.unwrap().attr("id").await.unwrap();
+    assert_eq!(chosen.as_deref(), Some("outcome-2"));
+    tab_to(&c, "id", |id| id == "notes").await;
+    c.active_element()
         .await
         .unwrap()
         .send_keys("Letter about the arrangement to follow")
         .await
         .unwrap();
-    c.find(Locator::Css("main button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    tab_to(&c, "type", |t| t == "submit").await;
+    press(&c, Key::Enter).await;
     wait_for_text(&c, "Review saved", true).await;
     let reviewed = body_text(&c).await;
     assert!(reviewed.contains("Review saved"), "{reviewed}");
