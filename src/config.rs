@@ -126,6 +126,8 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub retention: RetentionConfig,
     pub messages: MessageOverrides,
+    /// `[console]` (src/console/config.rs).
+    pub console: crate::console::config::ConsoleConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -947,6 +949,10 @@ impl Reader {
         let v = top.entries.remove("messages");
         let messages = self.messages(v);
 
+        // [console] (src/console/config.rs)
+        let v = top.entries.remove("console");
+        let console = crate::console::config::read(v, &mut self.problems);
+
         self.finish(top);
 
         Some(Config {
@@ -1002,6 +1008,7 @@ impl Reader {
                 termination_days: u32::try_from(termination_days?).ok()?,
             },
             messages: messages?,
+            console: console?,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod messages;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(api::router(state.clone()))
         .merge(providers::router(state.clone()))
+        .merge(console::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(
@@ -144,6 +146,7 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     }
     tasks.push(retention::spawn(state.clone()));
     tasks.push(outbox::spawn(state));
+    tasks.extend(console::live::spawn(state));
     tasks
 }
 

@@ -36,6 +36,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Work that outlives the request that started it (Telnyx commands): drained at shutdown.
     pub tasks: tokio_util::task::TaskTracker,
+    /// The queue in front of the live-call writer (the staff console's Live calls).
+    pub live_calls: Arc<crate::console::live::LiveCalls>,
 }
 
 #[derive(Clone)]
@@ -115,6 +117,7 @@ impl AppState {
             outbox: Arc::new(crate::outbox::OutboxControl::from_env()),
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
+            live_calls: Arc::new(crate::console::live::LiveCalls::default()),
         })))
     }
 

@@ -10,11 +10,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod common;
+pub mod console;
+mod console_sql;
 pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
 pub mod terminations;
 
+pub use console::{ConsoleSession, ConsoleStore, LiveCall, PendingLogin};
 pub use terminations::{
     Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
     TerminationStore,
@@ -260,8 +263,8 @@ pub trait CallLog: Send + Sync + 'static {
 }
 
 /// Everything the service needs from storage.
-pub trait Store: ArrangementStore + CallLog + TerminationStore {}
-impl<T: ArrangementStore + CallLog + TerminationStore> Store for T {}
+pub trait Store: ArrangementStore + CallLog + TerminationStore + ConsoleStore {}
+impl<T: ArrangementStore + CallLog + TerminationStore + ConsoleStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

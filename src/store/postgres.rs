@@ -404,3 +404,10 @@ impl Dialect for PgStore {
         Ok(())
     }
 }
+
+impl PgStore {
+    /// The pool, for the console's storage (src/store/console_sql.rs).
+    pub(crate) fn console_pool(&self) -> &PgPool {
+        &self.pool
+    }
+}

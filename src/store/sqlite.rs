@@ -264,3 +264,10 @@ impl Dialect for SqliteStore {
         Ok(())
     }
 }
+
+impl SqliteStore {
+    /// The pool, for the console's storage (src/store/console_sql.rs).
+    pub(crate) fn console_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}

@@ -3,6 +3,9 @@
 
 mod api;
 mod app;
+mod console;
+mod console_browser;
+mod console_oidc;
 mod logs;
 mod ops;
 mod procs;

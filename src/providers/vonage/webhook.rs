@@ -223,6 +223,7 @@ async fn event(
     tracing::debug!(call_id = %ev.call_id, status = %ev.status, "vonage call event");
 
     if ev.is_final() {
+        crate::console::live::call_ended(&state, Provider::Vonage, &ev.call_id);
         let worker = state.clone();
         let (call_id, status, duration) =
             (ev.call_id.clone(), ev.status.clone(), ev.duration_seconds);
