@@ -121,6 +121,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub twilio: TwilioConfig,
     pub telnyx: TelnyxConfig,
+    /// `[vonage]` (read by `providers::vonage::config`).
+    pub vonage: crate::providers::vonage::VonageConfig,
     pub staff: Vec<StaffMember>,
     pub auth: AuthConfig,
     pub notifications: NotificationsConfig,
@@ -128,6 +130,8 @@ pub struct Config {
     pub messages: MessageOverrides,
     /// Reviews, letters, notices and signed notifications (SPEC §13).
     pub lifecycle: lifecycle::LifecycleConfig,
+    /// `[console]` (src/console/config.rs).
+    pub console: crate::console::config::ConsoleConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -186,6 +190,8 @@ pub enum RefuseBlockedWith {
 
 #[derive(Clone, Debug)]
 pub struct TwilioConfig {
+    /// SPEC §11: on when the section is present (unless `enabled = false`), off when absent.
+    pub enabled: bool,
     pub account_sid: String,
     pub auth_token: Secret,
     pub verify_signatures: bool,
@@ -198,6 +204,8 @@ pub struct TwilioConfig {
 
 #[derive(Clone, Debug)]
 pub struct TelnyxConfig {
+    /// SPEC §11: on when the section is present (unless `enabled = false`), off when absent.
+    pub enabled: bool,
     pub api_key: Secret,
     /// The 32-byte Ed25519 public key, when configured.
     pub public_key: Option<[u8; 32]>,
@@ -295,6 +303,31 @@ pub struct MessageOverrides {
 }
 
 impl Config {
+    /// Whether a platform is switched on (SPEC §11); a disabled one's webhooks and end-call
+    /// path answer 404.
+    pub fn provider_enabled(&self, provider: crate::domain::Provider) -> bool {
+        match provider {
+            crate::domain::Provider::Twilio => self.twilio.enabled,
+            crate::domain::Provider::Telnyx => self.telnyx.enabled,
+            crate::domain::Provider::Vonage => self.vonage.enabled,
+        }
+    }
+
+    /// The platforms switched on, by name.
+    pub fn enabled_providers(&self) -> Vec<&'static str> {
+        let mut on = Vec::new();
+        if self.twilio.enabled {
+            on.push("twilio");
+        }
+        if self.telnyx.enabled {
+            on.push("telnyx");
+        }
+        if self.vonage.enabled {
+            on.push("vonage");
+        }
+        on
+    }
+
     pub fn staff_member(&self, id: &StaffId) -> Option<&StaffMember> {
         self.staff.iter().find(|s| &s.id == id)
     }
@@ -305,6 +338,15 @@ impl Config {
         let mut line = |k: &str, v: String| {
             out.push_str(&format!("{k:<34} {v}\n"));
         };
+        let on = self.enabled_providers();
+        line(
+            "providers",
+            if on.is_empty() {
+                "none enabled (no webhook is served)".to_string()
+            } else {
+                format!("{} enabled", on.join(", "))
+            },
+        );
         line("server.bind", self.server.bind.to_string());
         line("server.public_url", self.server.public_url.clone());
         line(
@@ -347,6 +389,7 @@ impl Config {
         );
         line("cache.ttl_seconds", self.cache.ttl.as_secs().to_string());
         line("cache.max_entries", self.cache.max_entries.to_string());
+        line("twilio.enabled", self.twilio.enabled.to_string());
         line("twilio.account_sid", self.twilio.account_sid.clone());
         line("twilio.auth_token", self.twilio.auth_token.to_string());
         line(
@@ -366,6 +409,7 @@ impl Config {
             "twilio.ring_timeout_seconds",
             self.twilio.ring_timeout_seconds.to_string(),
         );
+        line("telnyx.enabled", self.telnyx.enabled.to_string());
         line("telnyx.api_key", self.telnyx.api_key.to_string());
         line(
             "telnyx.public_key",
@@ -382,6 +426,9 @@ impl Config {
         );
         line("telnyx.api_base_url", self.telnyx.api_base_url.clone());
         line("telnyx.continue_to", self.telnyx.continue_to.clone());
+        for (k, v) in self.vonage.summary() {
+            line(&k, v);
+        }
         for s in &self.staff {
             line(&format!("staff.{}", s.id), s.name.clone());
         }
@@ -515,6 +562,10 @@ pub fn from_sources(toml_text: &str, env: &[(String, String)]) -> Result<Config,
         }
     }
 
+    let mut written: BTreeSet<String> = env_dict.keys().cloned().collect();
+    if let Ok(table) = toml_text.parse::<toml::Table>() {
+        written.extend(table.keys().cloned());
+    }
     let figment = Figment::new()
         .merge(Toml::string(BUILT_IN_DEFAULTS))
         .merge(Toml::string(toml_text))
@@ -523,7 +574,7 @@ pub fn from_sources(toml_text: &str, env: &[(String, String)]) -> Result<Config,
         path: String::new(),
         message: e.to_string(),
     })?;
-    let mut reader = Reader { problems };
+    let mut reader = Reader { problems, written };
     let config = reader.read(&root);
     if reader.problems.is_empty() {
         if let Some(c) = config {
@@ -548,6 +599,9 @@ fn parse_env_value(raw: &str) -> Value {
 
 struct Reader {
     problems: Vec<ConfigProblem>,
+    /// Top-level sections the operator wrote (in the file or as environment variables), as
+    /// opposed to those that only the built-in defaults supply.
+    written: BTreeSet<String>,
 }
 
 /// One table being read; keys are removed as they are read so that leftovers are unknown.
@@ -578,6 +632,17 @@ impl Reader {
         Table {
             path: path.to_string(),
             entries,
+        }
+    }
+
+    /// `enabled` of a provider section (SPEC §11): as written, else whether the operator wrote
+    /// the section at all.
+    fn enabled(&mut self, t: &mut Table<'_>) -> bool {
+        let written = self.written.contains(t.path.as_str());
+        if t.entries.contains_key("enabled") {
+            self.boolean(t, "enabled").unwrap_or(written)
+        } else {
+            written
         }
     }
 
@@ -775,6 +840,7 @@ impl Reader {
         // [twilio]
         let v = top.entries.remove("twilio");
         let mut t = self.table("twilio", v);
+        let twilio_enabled = self.enabled(&mut t);
         let account_sid = self.string(&mut t, "account_sid").and_then(|s| {
             if s.len() == 34 && s.starts_with("AC") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
             {
@@ -806,7 +872,7 @@ impl Reader {
             });
         let ring_timeout = self.uint(&mut t, "ring_timeout_seconds", 5, 600);
         self.finish(t);
-        if twilio_verify == Some(true) && auth_token.as_deref() == Some("") {
+        if twilio_enabled && twilio_verify == Some(true) && auth_token.as_deref() == Some("") {
             self.problem(
                 "twilio.auth_token",
                 "is empty but twilio.verify_signatures = true: set the auth token (FAIRLINE_TWILIO__AUTH_TOKEN)",
@@ -816,6 +882,7 @@ impl Reader {
         // [telnyx]
         let v = top.entries.remove("telnyx");
         let mut t = self.table("telnyx", v);
+        let telnyx_enabled = self.enabled(&mut t);
         let api_key = self.string(&mut t, "api_key");
         let public_key_raw = self.string(&mut t, "public_key");
         let telnyx_verify = self.boolean(&mut t, "verify_signatures");
@@ -835,7 +902,7 @@ impl Reader {
         let mut public_key = None;
         if let Some(raw) = public_key_raw.as_deref() {
             if raw.is_empty() {
-                if telnyx_verify == Some(true) {
+                if telnyx_enabled && telnyx_verify == Some(true) {
                     self.problem(
                         "telnyx.public_key",
                         "is empty but telnyx.verify_signatures = true: set the base64 Ed25519 public key",
@@ -858,8 +925,14 @@ impl Reader {
             }
         }
 
+        // [vonage] and [[staff]] vonage = …
+        let staff_value = top.entries.remove("staff");
+        let (vonage, vonage_problems) =
+            crate::providers::vonage::config::read(top.entries.remove("vonage"), staff_value);
+        self.problems.extend(vonage_problems);
+
         // [[staff]]
-        let staff = self.staff(top.entries.remove("staff"));
+        let staff = self.staff(staff_value);
 
         // [auth]
         let v = top.entries.remove("auth");
@@ -885,6 +958,10 @@ impl Reader {
         let v = top.entries.remove("messages");
         let messages = self.messages(v);
         let letters_dir = self.lifecycle_letters(top.entries.remove("letters"));
+
+        // [console] (src/console/config.rs)
+        let v = top.entries.remove("console");
+        let console = crate::console::config::read(v, &mut self.problems);
 
         self.finish(top);
 
@@ -913,6 +990,7 @@ impl Reader {
                 max_entries: max_entries?,
             },
             twilio: TwilioConfig {
+                enabled: twilio_enabled,
                 account_sid: account_sid?,
                 auth_token: Secret::new(auth_token?),
                 verify_signatures: twilio_verify?,
@@ -922,12 +1000,14 @@ impl Reader {
                 ring_timeout_seconds: u32::try_from(ring_timeout?).ok()?,
             },
             telnyx: TelnyxConfig {
+                enabled: telnyx_enabled,
                 api_key: Secret::new(api_key?),
                 public_key,
                 verify_signatures: telnyx_verify?,
                 api_base_url: telnyx_api?,
                 continue_to: continue_to?,
             },
+            vonage: vonage?,
             staff: staff?,
             auth: AuthConfig { tokens: tokens? },
             notifications: NotificationsConfig {
@@ -939,6 +1019,7 @@ impl Reader {
             },
             messages: messages?,
             lifecycle: lifecycle::LifecycleConfig::combine(lifecycle, letterhead, letters_dir)?,
+            console: console?,
         })
     }
 
@@ -1057,6 +1138,8 @@ impl Reader {
                 }
                 target
             });
+            // Read by providers::vonage::config.
+            t.entries.remove("vonage");
             self.finish(t);
             if let (Some(id), Some(name)) = (id, name) {
                 if !seen.insert(id.clone()) {
@@ -1205,6 +1288,43 @@ mod tests {
             Ok(_) => vec![],
             Err(e) => e.problems(),
         }
+    }
+
+    const MINIMAL: &str = "[[auth.tokens]]\nname = \"m\"\nrole = \"manager\"\nsha256 = \"sha256:2fb45d55493f2a01708bf8079a547104e5d60bd027b54ec838971fd0ecbedb54\"\n";
+
+    #[test]
+    fn a_provider_is_on_when_its_section_is_written_and_off_when_absent() {
+        let c = from_sources(MINIMAL, &[]).unwrap();
+        assert!(!c.twilio.enabled && !c.telnyx.enabled);
+        assert!(c.enabled_providers().is_empty());
+
+        let twilio = format!("{MINIMAL}[twilio]\nverify_signatures = false\n");
+        let c = from_sources(&twilio, &[]).unwrap();
+        assert!(c.twilio.enabled && !c.telnyx.enabled);
+        assert_eq!(c.enabled_providers(), ["twilio"]);
+
+        let off = format!("{MINIMAL}[twilio]\nenabled = false\n");
+        let c = from_sources(&off, &[]).unwrap();
+        assert!(!c.twilio.enabled);
+
+        // An environment variable naming the section counts as writing it.
+        let c = from_sources(
+            MINIMAL,
+            &env(&[("FAIRLINE_TELNYX__VERIFY_SIGNATURES", "false")]),
+        )
+        .unwrap();
+        assert!(c.telnyx.enabled && !c.twilio.enabled);
+
+        // A disabled platform's missing keys are not problems; an enabled one's are.
+        assert!(problems(MINIMAL, &[]).is_empty());
+        let p = problems(&format!("{MINIMAL}[telnyx]\n"), &[]);
+        assert!(
+            p.iter().any(|p| p.starts_with("telnyx.public_key")),
+            "{p:?}"
+        );
+        assert!(problems(&format!("{MINIMAL}[telnyx]\nenabled = false\n"), &[]).is_empty());
+        let p = problems(&format!("{MINIMAL}[telnyx]\nenabled = \"yes\"\n"), &[]);
+        assert!(p.iter().any(|p| p.starts_with("telnyx.enabled")), "{p:?}");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc, Weekday};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
+mod termination;
+pub use termination::{HangupResult, Review, ReviewOutcome, Termination, TerminationReason};
+
 // ---------------------------------------------------------------------------------------------
 // Phone numbers
 // ---------------------------------------------------------------------------------------------
@@ -324,6 +327,7 @@ prefixed_id!(
 pub enum Provider {
     Twilio,
     Telnyx,
+    Vonage,
 }
 
 impl Provider {
@@ -331,6 +335,7 @@ impl Provider {
         match self {
             Provider::Twilio => "twilio",
             Provider::Telnyx => "telnyx",
+            Provider::Vonage => "vonage",
         }
     }
 }
@@ -341,7 +346,8 @@ impl FromStr for Provider {
         match s {
             "twilio" => Ok(Provider::Twilio),
             "telnyx" => Ok(Provider::Telnyx),
-            _ => Err(IdError("provider is 'twilio' or 'telnyx'".into())),
+            "vonage" => Ok(Provider::Vonage),
+            _ => Err(IdError("provider is 'twilio', 'telnyx' or 'vonage'".into())),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod letters;
@@ -22,6 +23,7 @@ pub mod signing;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod terminations;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
@@ -44,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(api::router(state.clone()))
         .merge(providers::router(state.clone()))
+        .merge(console::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(
@@ -147,19 +150,26 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     tasks.push(retention::spawn(state.clone()));
     tasks.push(notices::spawn(state.clone()));
     tasks.push(outbox::spawn(state));
+    tasks.extend(console::live::spawn(state));
     tasks
 }
 
 fn warn_about_risky_settings(config: &Config) {
-    if !config.twilio.verify_signatures {
+    if config.twilio.enabled && !config.twilio.verify_signatures {
         tracing::warn!(
             "!!! twilio.verify_signatures = false: ANYONE can post fake Twilio webhooks. \
              Only for local development !!!"
         );
     }
-    if !config.telnyx.verify_signatures {
+    if config.telnyx.enabled && !config.telnyx.verify_signatures {
         tracing::warn!(
             "!!! telnyx.verify_signatures = false: ANYONE can post fake Telnyx webhooks. \
+             Only for local development !!!"
+        );
+    }
+    if config.vonage.enabled && !config.vonage.verify_signatures {
+        tracing::warn!(
+            "!!! vonage.verify_signatures = false: ANYONE can post fake Vonage webhooks. \
              Only for local development !!!"
         );
     }

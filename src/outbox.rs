@@ -11,7 +11,7 @@
 //! (also sent as the `Idempotency-Key` header).
 //!
 //! The same loop finishes terminations left provisional by a process that stopped half-way
-//! (see `api::terminations::recover_stale`).
+//! (see `terminations::recover_stale`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -137,7 +137,7 @@ async fn run(state: AppState, started_at: chrono::DateTime<Utc>) {
         if state.shutdown.is_cancelled() {
             break;
         }
-        if let Err(e) = crate::api::terminations::recover_stale(&state).await {
+        if let Err(e) = crate::terminations::recover_stale(&state).await {
             tracing::warn!(error = %e, "could not check for interrupted terminations");
         }
         let mut full_batch = false;

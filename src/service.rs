@@ -56,6 +56,14 @@ impl App {
         let started = Instant::now();
         let now = self.clock.now();
         let result = self.decide_inner(event, now).await;
+        // For the console's Live calls: queued, never awaited (src/console/live.rs).
+        self.live_calls.decided(
+            event.provider,
+            &event.call_id,
+            &event.caller,
+            &result.decision,
+            now,
+        );
         metrics::counter!(
             "fairline_decisions_total",
             "provider" => event.provider.as_str(),

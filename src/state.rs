@@ -26,6 +26,9 @@ pub struct App {
     /// The Telnyx webhook's REST client and memory (deduplication, recent callers). Unless
     /// overridden, `telnyx` is this same object, so terminations can look callers up.
     pub telnyx_calls: Arc<crate::providers::telnyx::TelnyxCalls>,
+    pub vonage: Arc<dyn CallControl>,
+    /// The callers of recent Vonage conversations (for an unanswered staff leg).
+    pub vonage_callers: Arc<crate::providers::vonage::RecentCallers>,
     pub metrics: Option<PrometheusHandle>,
     /// Wakes the notification outbox worker; holds its back-off base.
     pub outbox: Arc<crate::outbox::OutboxControl>,
@@ -33,6 +36,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Work that outlives the request that started it (Telnyx commands): drained at shutdown.
     pub tasks: tokio_util::task::TaskTracker,
+    /// The queue in front of the live-call writer (the staff console's Live calls).
+    pub live_calls: Arc<crate::console::live::LiveCalls>,
 }
 
 #[derive(Clone)]
@@ -51,6 +56,7 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
     pub twilio: Option<Arc<dyn CallControl>>,
     pub telnyx: Option<Arc<dyn CallControl>>,
+    pub vonage: Option<Arc<dyn CallControl>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +97,10 @@ impl AppState {
             Some(t) => t,
             None => telnyx_calls.clone(),
         };
+        let vonage: Arc<dyn CallControl> = match overrides.vonage {
+            Some(v) => v,
+            None => Arc::new(crate::providers::vonage::VonageClient::new(&config.vonage)?),
+        };
         Ok(AppState(Arc::new(App {
             config: Arc::new(config),
             store,
@@ -101,10 +111,13 @@ impl AppState {
             twilio,
             telnyx,
             telnyx_calls,
+            vonage,
+            vonage_callers: Arc::default(),
             metrics: crate::telemetry::prometheus(),
             outbox: Arc::new(crate::outbox::OutboxControl::from_env()),
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
+            live_calls: Arc::new(crate::console::live::LiveCalls::default()),
         })))
     }
 
@@ -112,6 +125,7 @@ impl AppState {
         match provider {
             crate::domain::Provider::Twilio => self.twilio.clone(),
             crate::domain::Provider::Telnyx => self.telnyx.clone(),
+            crate::domain::Provider::Vonage => self.vonage.clone(),
         }
     }
 }

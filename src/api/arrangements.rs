@@ -630,7 +630,7 @@ fn validate(
     responses(
         (status = 201, description = "Created", body = ArrangementView),
         (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
-        (status = 409, description = "A number is in another arrangement in force", body = crate::api::error::Problem),
+        (status = 409, description = "A number would be in two arrangements whose periods in force overlap (SPEC §11): an arrangement is in force from starts_at to the earlier of ends_at and its revocation, so a new one for a revoked arrangement's numbers must start after the revocation. The detail names the other arrangement (number masked).", body = crate::api::error::Problem),
         (status = 415, body = crate::api::error::Problem), (status = 422, body = crate::api::error::Problem),
     ),
     security(("bearer" = []))
@@ -769,7 +769,8 @@ fn if_match_version(headers: &HeaderMap) -> ApiResult<i64> {
     responses(
         (status = 200, body = ArrangementView),
         (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
-        (status = 404, body = crate::api::error::Problem), (status = 409, body = crate::api::error::Problem),
+        (status = 404, body = crate::api::error::Problem),
+        (status = 409, description = "A number would be in two arrangements whose periods in force overlap (SPEC §11): an arrangement is in force from starts_at to the earlier of ends_at and its revocation, so a new one for a revoked arrangement's numbers must start after the revocation. The detail names the other arrangement (number masked). Also: the arrangement is revoked.", body = crate::api::error::Problem),
         (status = 412, description = "Stale version", body = crate::api::error::Problem),
         (status = 415, body = crate::api::error::Problem), (status = 422, body = crate::api::error::Problem),
         (status = 428, description = "If-Match missing", body = crate::api::error::Problem),

@@ -44,7 +44,7 @@ impl Modify for BearerAuth {
         crate::api::lifecycle::letter,
         openapi_json,
     ),
-    components(schemas(crate::api::terminations::TerminationNotification)),
+    components(schemas(crate::terminations::TerminationNotification)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

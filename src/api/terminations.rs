@@ -1,15 +1,10 @@
-//! Ending a call and manager review (SPEC §9).
+//! Ending a call and manager review (SPEC §9): the HTTP edge.
 //!
-//! `POST /api/v1/calls/{provider}/{call_id}/terminate` (agent or manager) claims the termination
-//! first — a row unique per `(provider, call_id)` with a provisional hang-up state — and only
-//! the request that created the row talks to the platform: it looks the call up (for the
-//! caller), hangs up, links the caller's arrangement in force, then records the outcome and
-//! enqueues the notification in one transaction before answering 201 (502 when the hang-up
-//! failed). Every other press answers 200 with the same record, waiting briefly for a first
-//! press still in flight. The platform work runs in its own task, so a request that times out
-//! or is dropped does not leave the termination half-done.
-
-use std::time::Duration;
+//! `POST /api/v1/calls/{provider}/{call_id}/terminate` (agent or manager) checks the request and
+//! hands it to the terminations service ([`crate::terminations::end_call`]), which claims,
+//! hangs up and records: 201 when this press ended the call, 502 when it was recorded but the
+//! hang-up failed, 200 with the same record for every later press. Managers list, read and
+//! review terminations.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -22,25 +17,15 @@ use serde_json::Value;
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
 use crate::api::query::{next_cursor, QueryFields};
-use crate::domain::{CallId, Provider, TerminationId};
-use crate::outbox::EVENT_TERMINATION_CREATED;
-use crate::providers::{caller_number, HangupResult, ProviderError};
-use crate::state::AppState;
-use crate::store::{
-    Claim, NewNotification, Review, ReviewOutcome, ReviewStatus, StoreError, Termination,
-    TerminationFilter, TerminationOutcome, TerminationReason,
+use crate::domain::{
+    CallId, Provider, Review, ReviewOutcome, Termination, TerminationId, TerminationReason,
 };
-
-/// The longest free-text notes accepted (characters).
-pub const MAX_NOTES_CHARS: usize = 4000;
-/// How long the claiming request owns a provisional termination; after that (its process
-/// died) the outbox worker or a later press finishes it. Longer than the worst case of a
-/// lookup plus a hang-up with the platform clients' retries.
-pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
-/// `warned_at` may be this far ahead of our clock (the agent's clock may run fast).
-const WARNED_AT_SKEW: chrono::Duration = chrono::Duration::seconds(60);
-/// How often a second press looks at a first press still in flight.
-const WAIT_POLL: Duration = Duration::from_millis(100);
+use crate::state::AppState;
+use crate::store::{ReviewStatus, StoreError, TerminationFilter};
+use crate::terminations::{
+    notes_length_rule, notes_required_rule, warned_at_rule, warned_without_warning_rule,
+    warning_rule, EndCall, EndCallOutcome, RuleViolation, TerminationError, TerminationView,
+};
 
 // ---------------------------------------------------------------------------------------------
 // JSON shapes
@@ -79,99 +64,6 @@ pub struct TerminateInput {
     pub warning_given: bool,
     pub warned_at: Option<DateTime<Utc>>,
     pub notes: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct HangupView {
-    /// `completed`, `already_ended` or `failed` (`pending` only while the first press is
-    /// still talking to the platform).
-    #[schema(example = "completed")]
-    pub result: String,
-    pub detail: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct ReviewView {
-    /// `pending` or `reviewed`.
-    pub status: String,
-    pub outcome: Option<ReviewOutcome>,
-    pub reviewer: Option<String>,
-    pub notes: Option<String>,
-    pub reviewed_at: Option<DateTime<Utc>>,
-}
-
-/// A termination record (SPEC §9).
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct TerminationView {
-    #[schema(example = "trm_01JF3Z8W6Q4E1V7B2N5K9M0P3R")]
-    pub id: String,
-    #[schema(example = "twilio")]
-    pub provider: String,
-    pub call_id: String,
-    /// The caller's number (E.164), or null when the platform did not say.
-    pub caller: Option<String>,
-    pub arrangement_id: Option<String>,
-    pub customer_ref: Option<String>,
-    /// The name of the API token that ended the call.
-    pub agent: String,
-    pub reason: TerminationReason,
-    pub warning_given: bool,
-    pub warned_at: Option<DateTime<Utc>>,
-    pub notes: Option<String>,
-    pub terminated_at: DateTime<Utc>,
-    pub hangup: HangupView,
-    pub police_report_required: bool,
-    pub review: ReviewView,
-}
-
-impl From<&Termination> for TerminationView {
-    fn from(t: &Termination) -> Self {
-        TerminationView {
-            id: t.id.to_string(),
-            provider: t.provider.as_str().into(),
-            call_id: t.call_id.to_string(),
-            caller: t.caller.as_ref().map(|c| c.to_string()),
-            arrangement_id: t.arrangement_id.as_ref().map(|a| a.to_string()),
-            customer_ref: t.customer_ref.clone(),
-            agent: t.agent.clone(),
-            reason: t.reason,
-            warning_given: t.warning_given,
-            warned_at: t.warned_at,
-            notes: t.notes.clone(),
-            terminated_at: t.terminated_at,
-            hangup: HangupView {
-                result: t.hangup.map_or("pending", HangupResult::as_str).into(),
-                detail: t.hangup_detail.clone(),
-            },
-            police_report_required: t.reason.police_report_required(),
-            review: match &t.review {
-                None => ReviewView {
-                    status: "pending".into(),
-                    outcome: None,
-                    reviewer: None,
-                    notes: None,
-                    reviewed_at: None,
-                },
-                Some(r) => ReviewView {
-                    status: "reviewed".into(),
-                    outcome: Some(r.outcome),
-                    reviewer: Some(r.reviewer.clone()),
-                    notes: r.notes.clone(),
-                    reviewed_at: Some(r.reviewed_at),
-                },
-            },
-        }
-    }
-}
-
-/// The notification POSTed to `notifications.webhook_url`.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct TerminationNotification {
-    /// `termination.created`
-    pub event: String,
-    /// The termination id: receivers deduplicate on it.
-    pub id: String,
-    pub termination: TerminationView,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -218,11 +110,8 @@ fn notes_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Stri
     match raw {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
-            if s.chars().count() > MAX_NOTES_CHARS {
-                errors.push(FieldError::new(
-                    "notes",
-                    format!("must be at most {MAX_NOTES_CHARS} characters"),
-                ));
+            if let Some(v) = notes_length_rule(s) {
+                errors.push(v.into());
                 None
             } else if s.trim().is_empty() {
                 None
@@ -237,13 +126,8 @@ fn notes_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Stri
     }
 }
 
-/// Check a terminate request against `now`, reporting every invalid field.
-pub fn validate_terminate(
-    body: &TerminateBody,
-    now: DateTime<Utc>,
-) -> Result<TerminateInput, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let reason = match body.reason.as_ref() {
+fn reason_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<TerminationReason> {
+    match raw {
         None | Some(Value::Null) => {
             errors.push(FieldError::new("reason", "is required"));
             None
@@ -267,8 +151,11 @@ pub fn validate_terminate(
             errors.push(FieldError::new("reason", "must be a string"));
             None
         }
-    };
-    let warning_given = match body.warning_given.as_ref() {
+    }
+}
+
+fn warning_given_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<bool> {
+    match raw {
         None | Some(Value::Null) => {
             errors.push(FieldError::new("warning_given", "is required"));
             None
@@ -278,22 +165,22 @@ pub fn validate_terminate(
             errors.push(FieldError::new("warning_given", "must be true or false"));
             None
         }
-    };
-    if warning_given == Some(false)
-        && reason.is_some_and(|r| r != TerminationReason::ThreatOfViolence)
-    {
-        errors.push(FieldError::new(
-            "warning_given",
-            "a call may be ended without a warning only for threat_of_violence",
-        ));
     }
-    let warned_at = match body.warned_at.as_ref() {
+}
+
+/// `warned_at`: an RFC 3339 instant not after `now` (give or take the agent's clock skew).
+fn warned_at_field(
+    raw: Option<&Value>,
+    now: DateTime<Utc>,
+    errors: &mut Vec<FieldError>,
+) -> Option<DateTime<Utc>> {
+    match raw {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => {
                 let t = t.with_timezone(&Utc);
-                if t > now + WARNED_AT_SKEW {
-                    errors.push(FieldError::new("warned_at", "must not be in the future"));
+                if let Some(v) = warned_at_rule(t, now) {
+                    errors.push(v.into());
                     None
                 } else {
                     Some(t)
@@ -308,22 +195,27 @@ pub fn validate_terminate(
             errors.push(FieldError::new("warned_at", "must be an RFC 3339 instant"));
             None
         }
-    };
-    if warned_at.is_some() && warning_given == Some(false) {
-        errors.push(FieldError::new(
-            "warned_at",
-            "must not be given when warning_given is false",
-        ));
+    }
+}
+
+/// Check a terminate request against `now`, reporting every invalid field.
+pub fn validate_terminate(
+    body: &TerminateBody,
+    now: DateTime<Utc>,
+) -> Result<TerminateInput, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let reason = reason_field(body.reason.as_ref(), &mut errors);
+    let warning_given = warning_given_field(body.warning_given.as_ref(), &mut errors);
+    if let (Some(r), Some(w)) = (reason, warning_given) {
+        errors.extend(warning_rule(r, w).map(FieldError::from));
+    }
+    let warned_at = warned_at_field(body.warned_at.as_ref(), now, &mut errors);
+    if let (Some(_), Some(w)) = (warned_at, warning_given) {
+        errors.extend(warned_without_warning_rule(w).map(FieldError::from));
     }
     let notes = notes_field(body.notes.as_ref(), &mut errors);
-    if reason == Some(TerminationReason::Other)
-        && notes.is_none()
-        && !errors.iter().any(|e| e.field == "notes")
-    {
-        errors.push(FieldError::new(
-            "notes",
-            "are required when the reason is other",
-        ));
+    if let (Some(r), false) = (reason, errors.iter().any(|e| e.field == "notes")) {
+        errors.extend(notes_required_rule(r, notes.as_deref()).map(FieldError::from));
     }
     match (reason, warning_given) {
         (Some(reason), Some(warning_given)) if errors.is_empty() => Ok(TerminateInput {
@@ -368,207 +260,23 @@ fn validate_review(body: &ReviewBody) -> Result<(ReviewOutcome, Option<String>),
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The flow
-// ---------------------------------------------------------------------------------------------
-
-fn lease_end(from: DateTime<Utc>) -> DateTime<Utc> {
-    from + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default()
-}
-
-/// A short description of a platform failure, safe to store and return (no URLs, no bodies).
-fn failure_detail(e: &ProviderError) -> String {
-    match e {
-        ProviderError::Unreachable(_) => "the platform could not be reached".into(),
-        ProviderError::Rejected { status, .. } => {
-            format!("the platform refused the hang-up (HTTP {status})")
-        }
-        ProviderError::NotFound => "the platform does not know this call".into(),
+impl From<RuleViolation> for FieldError {
+    fn from(v: RuleViolation) -> Self {
+        FieldError::new(v.field, v.message)
     }
 }
 
-/// Talk to the platform for a claimed (provisional) termination and record the outcome with
-/// its notification. Only the owner of the claim calls this.
-pub async fn finish(state: &AppState, claimed: Termination) -> Result<Termination, StoreError> {
-    let control = state.call_control(claimed.provider);
-    let caller = match control.lookup_call(&claimed.call_id).await {
-        Ok(Some(info)) => caller_number(&info.caller).cloned(),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(
-                provider = %claimed.provider,
-                call_id = %claimed.call_id,
-                error = %failure_detail(&e),
-                "call lookup failed; the termination is recorded without the caller"
-            );
-            None
-        }
-    };
-    // The platform could not say (Telnyx has no lookup; another instance saw the call): a call
-    // under an arrangement is in the shared decision log.
-    let caller = match caller {
-        Some(n) => Some(n),
-        None => state
-            .store
-            .logged_caller(claimed.provider, &claimed.call_id)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(call_id = %claimed.call_id, error = %e, "decision-log lookup failed");
-                None
-            }),
-    };
-    let (hangup, hangup_detail) = match control.hang_up(&claimed.call_id).await {
-        Ok(result) => (result, None),
-        Err(e) => {
-            tracing::error!(
-                provider = %claimed.provider,
-                call_id = %claimed.call_id,
-                error = %e,
-                "hang-up failed"
-            );
-            (HangupResult::Failed, Some(failure_detail(&e)))
-        }
-    };
-    metrics::counter!(
-        "fairline_hangups_total",
-        "provider" => claimed.provider.as_str(),
-        "result" => hangup.as_str()
-    )
-    .increment(1);
-    let arrangement = match &caller {
-        None => None,
-        Some(number) => match state.store.arrangements_for_number(number).await {
-            Ok(list) => list
-                .into_iter()
-                .filter(|a| a.in_force_at(claimed.terminated_at))
-                .max_by_key(|a| a.starts_at),
-            Err(e) => {
-                tracing::warn!(
-                    caller = %number.masked(),
-                    error = %e,
-                    "could not look up the caller's arrangement for a termination"
-                );
-                None
+impl From<TerminationError> for ApiError {
+    fn from(e: TerminationError) -> Self {
+        match e {
+            TerminationError::Invalid(violations) => {
+                ApiError::Validation(violations.into_iter().map(FieldError::from).collect())
             }
-        },
-    };
-    let outcome = TerminationOutcome {
-        caller,
-        arrangement_id: arrangement.as_ref().map(|a| a.id.clone()),
-        customer_ref: arrangement.map(|a| a.customer_ref),
-        hangup,
-        hangup_detail,
-    };
-    let notification = match state.config.notifications.webhook_url.as_deref() {
-        Some(url) if !url.is_empty() => {
-            let mut done = claimed.clone();
-            done.caller = outcome.caller.clone();
-            done.arrangement_id = outcome.arrangement_id.clone();
-            done.customer_ref = outcome.customer_ref.clone();
-            done.hangup = Some(outcome.hangup);
-            done.hangup_detail = outcome.hangup_detail.clone();
-            let body = TerminationNotification {
-                event: EVENT_TERMINATION_CREATED.into(),
-                id: done.id.to_string(),
-                termination: TerminationView::from(&done),
-            };
-            let payload = serde_json::to_string(&body)
-                .map_err(|e| StoreError::Internal(format!("encoding a notification: {e}")))?;
-            Some(NewNotification {
-                event: EVENT_TERMINATION_CREATED.into(),
-                payload,
-                due_at: Utc::now(),
-            })
-        }
-        _ => None,
-    };
-    let stored = state
-        .store
-        .complete_termination(&claimed.id, &outcome, notification.as_ref())
-        .await?;
-    if notification.is_some() {
-        state.outbox.wake();
-    }
-    tracing::info!(
-        termination_id = %stored.id,
-        provider = %stored.provider,
-        call_id = %stored.call_id,
-        caller = %stored.caller.as_ref().map_or_else(|| "unknown".to_string(), |c| c.masked()),
-        reason = stored.reason.as_str(),
-        hangup = hangup.as_str(),
-        "call ended by staff"
-    );
-    Ok(stored)
-}
-
-/// Run [`finish`] in its own task, so that it completes even if the request is dropped.
-async fn finish_detached(state: &AppState, claimed: Termination) -> ApiResult<Termination> {
-    let s = state.clone();
-    match tokio::spawn(async move { finish(&s, claimed).await }).await {
-        Ok(result) => Ok(result?),
-        Err(e) => Err(ApiError::Internal(format!("termination task failed: {e}"))),
-    }
-}
-
-/// Finish terminations left provisional past their lease (their process stopped half-way):
-/// look the call up and hang up again (a call already over is `already_ended`), record, and
-/// enqueue the notification. Returns how many were finished here.
-pub async fn recover_stale(state: &AppState) -> Result<usize, StoreError> {
-    let now = Utc::now();
-    let mut finished = 0;
-    for t in state.store.stale_terminations(now, 10).await? {
-        if state
-            .store
-            .lease_stale_termination(&t.id, now, lease_end(now))
-            .await?
-        {
-            tracing::warn!(
-                termination_id = %t.id,
-                provider = %t.provider,
-                call_id = %t.call_id,
-                "finishing a termination interrupted before its hang-up was recorded"
-            );
-            finish(state, t).await?;
-            finished += 1;
+            TerminationError::Busy => ApiError::Conflict(e.to_string()),
+            TerminationError::Store(e) => e.into(),
+            TerminationError::Task(_) => ApiError::Internal(e.to_string()),
         }
     }
-    Ok(finished)
-}
-
-/// A press that did not create the row: wait for the first press to finish, briefly.
-async fn settled(state: &AppState, mut t: Termination) -> ApiResult<Termination> {
-    let budget = state
-        .config
-        .server
-        .request_timeout
-        .saturating_sub(Duration::from_millis(500))
-        .max(Duration::from_millis(500));
-    let deadline = tokio::time::Instant::now() + budget;
-    while t.is_provisional() {
-        let now = Utc::now();
-        if t.claimed_until < now {
-            // Its owner is gone: take it over, if nobody else does first.
-            if state
-                .store
-                .lease_stale_termination(&t.id, now, lease_end(now))
-                .await?
-            {
-                return finish_detached(state, t).await;
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::Conflict(
-                "this call is being ended by an earlier request; try again in a moment".into(),
-            ));
-        }
-        tokio::time::sleep(WAIT_POLL).await;
-        t = state
-            .store
-            .get_termination(&t.id)
-            .await?
-            .ok_or_else(|| ApiError::Internal("a claimed termination vanished".into()))?;
-    }
-    Ok(t)
 }
 
 fn record_response(status: StatusCode, t: &Termination) -> Response {
@@ -606,7 +314,9 @@ pub async fn terminate(
 ) -> ApiResult<Response> {
     let provider: Provider = provider
         .parse()
-        .map_err(|_| ApiError::NotFound("unknown provider: use twilio or telnyx".into()))?;
+        .ok()
+        .filter(|p| state.config.provider_enabled(*p))
+        .ok_or_else(|| ApiError::NotFound("unknown or disabled provider".into()))?;
     let now = state.clock.now().trunc_subsecs(3);
     let mut errors = Vec::new();
     let call_id = match CallId::parse(&call_id) {
@@ -627,39 +337,23 @@ pub async fn terminate(
         return Err(ApiError::Validation(errors));
     };
     tracing::Span::current().record("call_id", call_id.as_str());
-    let claim = Termination {
-        id: TerminationId::generate(),
+    let request = EndCall {
         provider,
         call_id,
-        caller: None,
-        arrangement_id: None,
-        customer_ref: None,
         agent: principal.name,
         reason: input.reason,
         warning_given: input.warning_given,
         warned_at: input.warned_at,
         notes: input.notes,
-        terminated_at: now,
-        hangup: None,
-        hangup_detail: None,
-        claimed_until: lease_end(Utc::now()),
-        review: None,
+        at: now,
     };
-    match state.store.claim_termination(&claim).await? {
-        Claim::Created(t) => {
-            let done = finish_detached(&state, t).await?;
-            let status = if done.hangup == Some(HangupResult::Failed) {
-                StatusCode::BAD_GATEWAY
-            } else {
-                StatusCode::CREATED
-            };
-            Ok(record_response(status, &done))
-        }
-        Claim::Existing(t) => {
-            let done = settled(&state, t).await?;
-            Ok(record_response(StatusCode::OK, &done))
-        }
-    }
+    let outcome = crate::terminations::end_call(&state, request).await?;
+    let status = match &outcome {
+        EndCallOutcome::Ended(_) => StatusCode::CREATED,
+        EndCallOutcome::NotEnded(_) => StatusCode::BAD_GATEWAY,
+        EndCallOutcome::AlreadyRecorded(_) => StatusCode::OK,
+    };
+    Ok(record_response(status, outcome.termination()))
 }
 
 fn parse_id(raw: &str) -> ApiResult<TerminationId> {
@@ -776,19 +470,12 @@ pub async fn review(
         notes,
         reviewed_at: state.clock.now().trunc_subsecs(3),
     };
-    let t = state
-        .store
-        .review_termination(&id, &review)
+    let t = crate::terminations::review(&state, &id, &review)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::NotFound("no such termination".into()),
             other => other.into(),
         })?;
-    tracing::info!(
-        termination_id = %t.id,
-        outcome = outcome.as_str(),
-        "termination reviewed"
-    );
     Ok(Json(TerminationView::from(&t)))
 }
 

@@ -5,17 +5,27 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{CallId, CallerId, PhoneNumber, Provider};
+use crate::domain::{CallId, CallerId, HangupResult, PhoneNumber, Provider};
 use crate::messages::SpokenMessage;
 
 pub mod telnyx;
 pub mod twilio;
+pub mod vonage;
 
 /// The webhook routes of every provider.
-pub fn router(_state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
-    axum::Router::new()
-        .merge(twilio::webhook::routes())
-        .merge(telnyx::webhook::routes())
+/// A platform switched off in the configuration (SPEC §11) has no routes: its webhooks answer 404.
+pub fn router(state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
+    let mut router = axum::Router::new();
+    if state.config.twilio.enabled {
+        router = router.merge(twilio::webhook::routes());
+    }
+    if state.config.telnyx.enabled {
+        router = router.merge(telnyx::webhook::routes());
+    }
+    if state.config.vonage.enabled {
+        router = router.merge(vonage::webhook::routes());
+    }
+    router
 }
 
 /// An incoming call, as any platform reports it.
@@ -41,25 +51,6 @@ pub enum CallAction {
     Refuse { messages: Vec<SpokenMessage> },
     /// Refuse without answering (a block with `refuse_blocked_with = "reject"`).
     Reject,
-}
-
-/// How a hang-up request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HangupResult {
-    Completed,
-    AlreadyEnded,
-    Failed,
-}
-
-impl HangupResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HangupResult::Completed => "completed",
-            HangupResult::AlreadyEnded => "already_ended",
-            HangupResult::Failed => "failed",
-        }
-    }
 }
 
 /// What a platform says about one call.

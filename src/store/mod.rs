@@ -10,14 +10,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod common;
+pub mod console;
+mod console_sql;
 pub mod lifecycle;
+mod lifecycle_sql;
 pub mod postgres;
+pub(crate) mod sql;
 pub mod sqlite;
 pub mod terminations;
 
+pub use console::{ConsoleSession, ConsoleStore, LiveCall, PendingLogin};
 pub use terminations::{
-    Claim, NewNotification, OutboxItem, Review, ReviewOutcome, ReviewStatus, Termination,
-    TerminationFilter, TerminationOutcome, TerminationReason, TerminationStore,
+    Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
+    TerminationStore,
 };
 
 use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};
@@ -266,8 +271,14 @@ pub trait CallLog: Send + Sync + 'static {
 }
 
 /// Everything the service needs from storage.
-pub trait Store: ArrangementStore + CallLog + TerminationStore + lifecycle::LifecycleStore {}
-impl<T: ArrangementStore + CallLog + TerminationStore + lifecycle::LifecycleStore> Store for T {}
+pub trait Store:
+    ArrangementStore + CallLog + TerminationStore + ConsoleStore + lifecycle::LifecycleStore
+{
+}
+impl<T> Store for T where
+    T: ArrangementStore + CallLog + TerminationStore + ConsoleStore + lifecycle::LifecycleStore
+{
+}
 
 pub type SharedStore = Arc<dyn Store>;
 

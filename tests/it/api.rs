@@ -43,6 +43,10 @@ fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+/// The instant the tests that do not care about time pin their server's clock at: before the
+/// fixtures start, so that none of them is in the past whatever today's date is.
+const PINNED_NOW: &str = "2026-11-20T12:00:00Z";
+
 /// A server whose clock is pinned at `at` (move it with the returned clock).
 async fn spawn_at(at: &str) -> (TestApp, ManualClock) {
     let clock = ManualClock::new(t(at));
@@ -149,7 +153,7 @@ fn sorted(ids: &[&Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn api_401_without_an_unknown_or_a_malformed_token() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let url = format!("{}/api/v1/arrangements", app.url);
     let cases: Vec<Option<String>> = vec![
         None,
@@ -189,7 +193,7 @@ async fn api_401_without_an_unknown_or_a_malformed_token() {
 
 #[tokio::test]
 async fn api_403_for_an_agent_on_arrangements_and_decisions() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let created = app.create_arrangement(fixture("blocked")).await;
     let id = created["id"].as_str().unwrap();
     let get_paths = [
@@ -236,7 +240,7 @@ async fn api_403_for_an_agent_on_arrangements_and_decisions() {
 
 #[tokio::test]
 async fn api_404_for_unknown_and_malformed_ids() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let unknown = "arr_01JF0000000000000000000000";
     for id in [
         unknown,
@@ -279,7 +283,7 @@ async fn api_404_for_unknown_and_malformed_ids() {
 
 #[tokio::test]
 async fn api_409_for_a_number_in_force_elsewhere_in_another_format() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let first = app
         .create_arrangement(arrangement(
             RESTRICTED_NUMBER,
@@ -334,9 +338,23 @@ async fn api_409_for_a_number_in_force_elsewhere_in_another_format() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // SPEC §11: its period in force ran until the revocation (now), so a backdated
+    // arrangement that starts before that overlaps it and is refused, naming it ...
+    let resp = app
+        .manager(Method::POST, "/api/v1/arrangements")
+        .json(&with(
+            fixture("blocked"),
+            json!({"phone_numbers": ["02920 123456"], "starts_at": "2026-11-01T00:00:00Z"}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(resp, 409).await;
+    assert!(body["detail"].as_str().unwrap().contains(id1), "{body}");
+    // ... while one that starts after the revocation is accepted.
     app.create_arrangement(with(
         fixture("blocked"),
-        json!({"phone_numbers": ["02920 123456"]}),
+        json!({"phone_numbers": ["02920 123456"], "starts_at": "2026-11-20T12:00:01Z"}),
     ))
     .await;
     app.stop().await;
@@ -344,7 +362,7 @@ async fn api_409_for_a_number_in_force_elsewhere_in_another_format() {
 
 #[tokio::test]
 async fn api_412_on_a_stale_if_match_428_without_one_400_when_unreadable() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let created = app.create_arrangement(fixture("allowance")).await;
     let id = created["id"].as_str().unwrap();
     let path = format!("/api/v1/arrangements/{id}");
@@ -395,7 +413,7 @@ async fn api_412_on_a_stale_if_match_428_without_one_400_when_unreadable() {
 
 #[tokio::test]
 async fn api_415_without_or_with_another_content_type() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let created = app.create_arrangement(fixture("blocked")).await;
     let id = created["id"].as_str().unwrap();
     let body = fixture("restricted").to_string();
@@ -461,7 +479,7 @@ async fn api_415_without_or_with_another_content_type() {
 
 #[tokio::test]
 async fn api_422_for_each_validation_rule() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let base = fixture("restricted");
     let cases: Vec<(&str, Value, &str)> = vec![
         (
@@ -600,7 +618,7 @@ async fn api_422_for_each_validation_rule() {
 
 #[tokio::test]
 async fn api_422_lists_every_bad_field_at_once() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let body = json!({
         "phone_numbers": ["+442920123456", "bad"],
         "kind": "restricted",
@@ -1225,7 +1243,7 @@ async fn api_decisions_log_filters_by_phone_since_and_until() {
 
 #[tokio::test]
 async fn api_a_change_is_seen_by_the_next_decision() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let number = "+447700900555";
     let d = app.state.decide_call(&event(number, "CA-c1")).await;
     assert_eq!(d.decision.reason, Reason::NoArrangement);
@@ -1311,7 +1329,7 @@ async fn api_a_change_is_seen_by_the_next_decision() {
 
 #[tokio::test]
 async fn api_openapi_document_lists_every_path() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     // No token needed to read the document.
     let resp = app
         .client
@@ -1378,9 +1396,12 @@ async fn cli_evaluate_prints_the_decision_from_the_store() {
     // Prepare the file through the API of a server on it.
     {
         let config = crate::app::test_config(&url, "");
-        let state = fairline::AppState::build(config, Overrides::default())
-            .await
-            .unwrap();
+        let clock = ManualClock::new(t(PINNED_NOW));
+        let overrides = Overrides {
+            clock: Some(Arc::new(clock)),
+            ..Default::default()
+        };
+        let state = fairline::AppState::build(config, overrides).await.unwrap();
         let app = TestApp::start(state, None).await;
         app.create_arrangement(fixture("restricted")).await;
         app.create_arrangement(fixture("blocked")).await;
@@ -1573,7 +1594,7 @@ fn cli_token_hash_prints_sha256_of_stdin() {
 
 #[tokio::test]
 async fn api_concurrent_updates_with_the_same_if_match_one_wins() {
-    let app = TestApp::spawn("").await;
+    let (app, _clock) = spawn_at(PINNED_NOW).await;
     let created = app.create_arrangement(fixture("allowance")).await;
     let path = format!("/api/v1/arrangements/{}", created["id"].as_str().unwrap());
     let mut tasks = Vec::new();

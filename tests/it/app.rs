@@ -167,7 +167,8 @@ impl TestApp {
     }
 }
 
-/// A restricted arrangement body for `number` with the given extra fields merged in.
+/// A restricted arrangement body for `number` with the given extra fields merged in. It is in
+/// force from 2000 to 2199, so tests on the real clock pass whatever today's date is.
 pub fn arrangement(number: &str, extra: Value) -> Value {
     let mut base = serde_json::json!({
         "customer_ref": "PSOW-2026-00123",
@@ -175,9 +176,9 @@ pub fn arrangement(number: &str, extra: Value) -> Value {
         "kind": "restricted",
         "reason": "Repeated abusive calls to caseworkers",
         "decided_by": "Director of Investigations",
-        "starts_at": "2020-01-01T00:00:00Z",
-        "ends_at": "2099-06-01T00:00:00Z",
-        "review_due": "2099-03-01"
+        "starts_at": "2000-01-01T00:00:00Z",
+        "ends_at": "2199-12-31T00:00:00Z",
+        "review_due": "2199-12-01"
     });
     if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
         for (k, v) in e {

@@ -3,6 +3,9 @@
 
 mod api;
 mod app;
+mod console;
+mod console_browser;
+mod console_oidc;
 mod letters;
 mod lifecycle;
 mod logs;
@@ -15,6 +18,8 @@ mod scale_out;
 mod signing;
 mod storage;
 mod support;
+mod switches;
 mod telnyx;
 mod terminations;
 mod twilio;
+mod vonage;

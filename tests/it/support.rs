@@ -222,7 +222,7 @@ macro_rules! delegate_termination_store {
         impl fairline::store::TerminationStore for $t {
             async fn claim_termination(
                 &self,
-                t: &fairline::store::Termination,
+                t: &fairline::domain::Termination,
             ) -> Result<fairline::store::Claim, StoreError> {
                 self.inner.claim_termination(t).await
             }
@@ -238,7 +238,7 @@ macro_rules! delegate_termination_store {
                 &self,
                 now: DateTime<Utc>,
                 limit: u32,
-            ) -> Result<Vec<fairline::store::Termination>, StoreError> {
+            ) -> Result<Vec<fairline::domain::Termination>, StoreError> {
                 self.inner.stale_terminations(now, limit).await
             }
             async fn complete_termination(
@@ -246,7 +246,7 @@ macro_rules! delegate_termination_store {
                 id: &fairline::domain::TerminationId,
                 outcome: &fairline::store::TerminationOutcome,
                 notification: Option<&fairline::store::NewNotification>,
-            ) -> Result<fairline::store::Termination, StoreError> {
+            ) -> Result<fairline::domain::Termination, StoreError> {
                 self.inner
                     .complete_termination(id, outcome, notification)
                     .await
@@ -254,27 +254,27 @@ macro_rules! delegate_termination_store {
             async fn get_termination(
                 &self,
                 id: &fairline::domain::TerminationId,
-            ) -> Result<Option<fairline::store::Termination>, StoreError> {
+            ) -> Result<Option<fairline::domain::Termination>, StoreError> {
                 self.inner.get_termination(id).await
             }
             async fn find_termination(
                 &self,
                 provider: Provider,
                 call_id: &CallId,
-            ) -> Result<Option<fairline::store::Termination>, StoreError> {
+            ) -> Result<Option<fairline::domain::Termination>, StoreError> {
                 self.inner.find_termination(provider, call_id).await
             }
             async fn list_terminations(
                 &self,
                 f: &fairline::store::TerminationFilter,
-            ) -> Result<Vec<fairline::store::Termination>, StoreError> {
+            ) -> Result<Vec<fairline::domain::Termination>, StoreError> {
                 self.inner.list_terminations(f).await
             }
             async fn review_termination(
                 &self,
                 id: &fairline::domain::TerminationId,
-                review: &fairline::store::Review,
-            ) -> Result<fairline::store::Termination, StoreError> {
+                review: &fairline::domain::Review,
+            ) -> Result<fairline::domain::Termination, StoreError> {
                 self.inner.review_termination(id, review).await
             }
             async fn purge_reviewed_terminations(
@@ -421,4 +421,85 @@ macro_rules! delegate_lifecycle_store {
     };
 }
 
+/// Pass every `ConsoleStore` call through to `self.inner` (for test store wrappers).
+#[macro_export]
+macro_rules! delegate_console_store {
+    ($t:ty) => {
+        #[async_trait::async_trait]
+        impl fairline::store::ConsoleStore for $t {
+            async fn create_session(
+                &self,
+                s: &fairline::store::ConsoleSession,
+            ) -> Result<(), StoreError> {
+                self.inner.create_session(s).await
+            }
+            async fn get_session(
+                &self,
+                id_hash: &str,
+            ) -> Result<Option<fairline::store::ConsoleSession>, StoreError> {
+                self.inner.get_session(id_hash).await
+            }
+            async fn touch_session(
+                &self,
+                id_hash: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                self.inner.touch_session(id_hash, at).await
+            }
+            async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+                self.inner.delete_session(id_hash).await
+            }
+            async fn purge_sessions(
+                &self,
+                idle_before: DateTime<Utc>,
+                created_before: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                self.inner.purge_sessions(idle_before, created_before).await
+            }
+            async fn insert_live_calls(
+                &self,
+                calls: &[fairline::store::LiveCall],
+            ) -> Result<(), StoreError> {
+                self.inner.insert_live_calls(calls).await
+            }
+            async fn delete_live_call(
+                &self,
+                provider: Provider,
+                call_id: &CallId,
+            ) -> Result<bool, StoreError> {
+                self.inner.delete_live_call(provider, call_id).await
+            }
+            async fn get_live_call(
+                &self,
+                provider: Provider,
+                call_id: &CallId,
+            ) -> Result<Option<fairline::store::LiveCall>, StoreError> {
+                self.inner.get_live_call(provider, call_id).await
+            }
+            async fn list_live_calls(
+                &self,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<fairline::store::LiveCall>, StoreError> {
+                self.inner.list_live_calls(since).await
+            }
+            async fn purge_live_calls(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+                self.inner.purge_live_calls(before).await
+            }
+            async fn create_login(
+                &self,
+                login: &fairline::store::PendingLogin,
+            ) -> Result<(), StoreError> {
+                self.inner.create_login(login).await
+            }
+            async fn take_login(
+                &self,
+                state_hash: &str,
+            ) -> Result<Option<fairline::store::PendingLogin>, StoreError> {
+                self.inner.take_login(state_hash).await
+            }
+        }
+    };
+}
+
 delegate_lifecycle_store!(SlowStore);
+delegate_console_store!(SlowStore);

@@ -833,7 +833,8 @@ async fn pg_presses_on_two_instances_hang_up_once_and_notify_once() {
 #[tokio::test]
 async fn a_termination_left_provisional_is_finished_and_notified() {
     use fairline::domain::{CallId, Provider, TerminationId};
-    use fairline::store::{Claim, Termination, TerminationReason};
+    use fairline::domain::{Termination, TerminationReason};
+    use fairline::store::Claim;
     let twilio = MockServer::start().await;
     mount_call(&twilio, CALL, json!({"sid": CALL, "from": CALLER})).await;
     mount_hangup(&twilio, CALL, ResponseTemplate::new(404)).await;

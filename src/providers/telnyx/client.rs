@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::commands::{new_command_id, Command};
 use crate::config::{Secret, TelnyxConfig};
-use crate::domain::{CallId, Provider};
-use crate::providers::{CallControl, CallInfo, HangupResult, ProviderError};
+use crate::domain::{CallId, HangupResult, Provider};
+use crate::providers::{CallControl, CallInfo, ProviderError};
 
 /// Telnyx's error code for "Call has already ended".
 pub const ERROR_CALL_ENDED: &str = "90018";
@@ -282,6 +282,7 @@ mod tests {
 
     fn config(base: &str) -> TelnyxConfig {
         TelnyxConfig {
+            enabled: true,
             api_key: Secret::new("KEY0123456789ABCDEF"),
             public_key: None,
             verify_signatures: false,

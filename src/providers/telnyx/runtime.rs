@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use moka::future::Cache;
 
 use super::client::TelnyxClient;
-use crate::domain::{CallId, CallerId, Provider};
-use crate::providers::{CallControl, CallInfo, HangupResult, ProviderError};
+use crate::domain::{CallId, CallerId, HangupResult, Provider};
+use crate::providers::{CallControl, CallInfo, ProviderError};
 
 /// How long an event id (or a handled step of a call) is remembered.
 pub const SEEN_TTL: Duration = Duration::from_secs(10 * 60);
@@ -120,6 +120,7 @@ mod tests {
 
     fn calls() -> TelnyxCalls {
         let cfg = TelnyxConfig {
+            enabled: true,
             api_key: Secret::new("KEYtest"),
             public_key: None,
             verify_signatures: false,

@@ -176,6 +176,7 @@ async fn dispatch(state: &AppState, event: TelnyxEvent) {
             });
         }
         TelnyxEvent::Hangup(h) => {
+            crate::console::live::call_ended(state, Provider::Telnyx, &h.call_control_id);
             let state = state.clone();
             let h = h.clone();
             let tasks = state.tasks.clone();

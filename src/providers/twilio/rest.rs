@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::config::{Secret, TwilioConfig};
-use crate::domain::{CallId, CallerId, Provider};
-use crate::providers::{CallControl, CallInfo, HangupResult, ProviderError};
+use crate::domain::{CallId, CallerId, HangupResult, Provider};
+use crate::providers::{CallControl, CallInfo, ProviderError};
 
 /// Twilio error code "Call is not in-progress".
 const CALL_NOT_IN_PROGRESS: i64 = 21220;
@@ -299,6 +299,7 @@ mod tests {
 
     fn cfg(base: &str) -> TwilioConfig {
         TwilioConfig {
+            enabled: true,
             account_sid: ACCOUNT.into(),
             auth_token: Secret::new("s3cret-token"),
             verify_signatures: true,

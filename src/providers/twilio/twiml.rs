@@ -131,6 +131,7 @@ mod tests {
 
     fn cfg() -> TwilioConfig {
         TwilioConfig {
+            enabled: true,
             account_sid: "AC00000000000000000000000000000000".into(),
             auth_token: Secret::new("t"),
             verify_signatures: true,

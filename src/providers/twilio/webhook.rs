@@ -274,6 +274,7 @@ async fn status(
         tracing::debug!(call_id = %cb.call_id, call_status = %cb.call_status, "twilio call progress");
         return StatusCode::NO_CONTENT.into_response();
     }
+    crate::console::live::call_ended(&state, crate::domain::Provider::Twilio, &cb.call_id);
     let worker = state.clone();
     let (call_id, call_status, duration) = (
         cb.call_id.clone(),
