@@ -30,6 +30,10 @@ fn env() -> Vec<(String, String)> {
             "Fairline House\n1 Ffordd yr Afon\nCaerdydd CF10 1AA",
         ),
         ("ORGANISATION__PHONE", "0300 790 0203"),
+        // A debug build lays out a PDF slowly, and with the whole suite (browsers included)
+        // sharing the machine one can take longer than the default 5 s request timeout. These
+        // tests check the letters, not the timeout (tests/it/ops.rs does).
+        ("SERVER__REQUEST_TIMEOUT_MS", "60000"),
         ("ORGANISATION__EMAIL", "casework@example.org"),
         (
             "ORGANISATION__APPEAL_CONTACT",
