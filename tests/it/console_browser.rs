@@ -61,7 +61,11 @@ async fn start_driver() -> Option<Driver> {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    // The browser is not under test: when CI runs the suite with a moved clock (libfaketime,
+    // .ci/moved-clock), only the server's clock moves, not Chromium's.
     let child = std::process::Command::new(bin)
+        .env_remove("LD_PRELOAD")
+        .env_remove("FAKETIME")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
