@@ -7,6 +7,7 @@ mod console;
 mod console_browser;
 mod console_oidc;
 mod logs;
+mod openapi;
 mod ops;
 mod procs;
 mod robustness;
