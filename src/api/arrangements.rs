@@ -120,6 +120,8 @@ pub struct History {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    /// Why; 1 to 4000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -130,15 +132,16 @@ pub struct ListQuery {
     #[param(format = "phone")]
     pub phone: Option<String>,
     /// The derived status at the time of the request.
-    #[param(value_type = Option<crate::api::schemas::ArrangementStatusName>)]
+    #[param(schema_with = crate::api::schemas::arrangement_status_filter)]
     pub status: Option<String>,
     /// YYYY-MM-DD: arrangements whose review is due before this date.
-    #[param(value_type = Option<NaiveDate>)]
+    #[param(schema_with = crate::api::schemas::date_filter)]
     pub review_due_before: Option<String>,
     /// At most this many (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Paging: the `next` value of the previous page (an arrangement id).
+    #[param(schema_with = crate::api::schemas::arrangement_cursor)]
     pub after: Option<String>,
 }
 
@@ -767,7 +770,7 @@ fn if_match_version(headers: &HeaderMap) -> ApiResult<i64> {
     path = "/api/v1/arrangements/{id}",
     operation_id = "updateArrangement",
     tag = "arrangements",
-    params(("id" = String, Path, description = "arr_…"), ("If-Match" = String, Header, description = "the version being replaced, e.g. \"3\"; without it the answer is 428, with an unreadable one 400")),
+    params(("id" = String, Path, description = "arr_…"), ("If-Match" = String, Header, description = "the version being replaced, e.g. \"3\" (the ETag of the GET); without it the answer is 428, with an unreadable one 400, with a stale one 412", pattern = r#"^\s*(W/)?"?[0-9]{1,18}"?\s*$"#)),
     request_body(content = crate::api::schemas::ArrangementInput, description = "The whole arrangement"),
     responses(
         (status = 200, body = ArrangementView),

@@ -19,10 +19,10 @@ pub struct DecisionQuery {
     #[param(format = "phone")]
     pub phone: Option<String>,
     /// RFC 3339; inclusive.
-    #[param(value_type = Option<DateTime<Utc>>)]
+    #[param(schema_with = crate::api::schemas::instant_filter)]
     pub since: Option<String>,
     /// RFC 3339; exclusive.
-    #[param(value_type = Option<DateTime<Utc>>)]
+    #[param(schema_with = crate::api::schemas::instant_filter)]
     pub until: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]

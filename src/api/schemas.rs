@@ -4,6 +4,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::ToSchema;
 
 /// A day of the week.
@@ -178,4 +181,56 @@ pub struct ArrangementInput {
     pub revoked_at: Option<String>,
     /// Read-only: ignored.
     pub revoked_reason: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query filters: an empty value (`?status=`) means "no filter", so each typed filter is
+// documented as its type or the empty string.
+// ---------------------------------------------------------------------------------------------
+
+fn or_empty(typed: ObjectBuilder) -> Schema {
+    Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(typed)
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(0)),
+            )
+            .build(),
+    )
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// An RFC 3339 instant, or empty.
+pub fn instant_filter() -> Schema {
+    or_empty(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+}
+
+/// A date `YYYY-MM-DD`, or empty.
+pub fn date_filter() -> Schema {
+    or_empty(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))))
+}
+
+/// An arrangement status, or empty.
+pub fn arrangement_status_filter() -> Schema {
+    or_empty(string().enum_values(Some(["scheduled", "active", "expired", "revoked"])))
+}
+
+/// A review status, or empty.
+pub fn review_status_filter() -> Schema {
+    or_empty(string().enum_values(Some(["pending", "reviewed"])))
+}
+
+/// A paging cursor: an arrangement id, or empty.
+pub fn arrangement_cursor() -> Schema {
+    or_empty(string().pattern(Some("^arr_[A-Za-z0-9]{1,64}$")))
+}
+
+/// A paging cursor: a termination id, or empty.
+pub fn termination_cursor() -> Schema {
+    or_empty(string().pattern(Some("^trm_[A-Za-z0-9]{1,64}$")))
 }

@@ -83,15 +83,16 @@ pub struct TerminationList {
 #[into_params(parameter_in = Query)]
 pub struct TerminationQuery {
     /// Whether the termination has been reviewed.
-    #[param(value_type = Option<crate::api::schemas::ReviewStatusName>)]
+    #[param(schema_with = crate::api::schemas::review_status_filter)]
     pub status: Option<String>,
     /// RFC 3339; terminated at or after.
-    #[param(value_type = Option<DateTime<Utc>>)]
+    #[param(schema_with = crate::api::schemas::instant_filter)]
     pub since: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Paging: the `next` value of the previous page (a termination id).
+    #[param(schema_with = crate::api::schemas::termination_cursor)]
     pub before: Option<String>,
 }
 
@@ -306,7 +307,7 @@ fn record_response(status: StatusCode, t: &Termination) -> Response {
     tag = "terminations",
     params(
         ("provider" = crate::api::schemas::ProviderName, Path, description = "The platform carrying the call; a platform that is not enabled answers 404"),
-        ("call_id" = String, Path, description = "Twilio CallSid, Telnyx call_control_id or Vonage call uuid"),
+        ("call_id" = String, Path, description = "Twilio CallSid, Telnyx call_control_id or Vonage call uuid: 1 to 256 printable ASCII characters", min_length = 1, max_length = 256, pattern = "^[!-~]{1,256}$"),
     ),
     request_body = TerminateRequest,
     responses(
