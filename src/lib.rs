@@ -49,6 +49,9 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn(
+            api::rejection::problem_json_errors,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // The path only: queries may carry numbers (`?phone=`).

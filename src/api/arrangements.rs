@@ -1,7 +1,7 @@
 //! Arrangements (SPEC §5): create, list, get, update with `If-Match`, revoke, history.
 //! Manager tokens only. Every invalid field is reported at once.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
 use crate::api::query::{next_cursor, QueryFields};
+use crate::api::rejection::{ApiPath, ApiQuery};
 use crate::domain::{
     Allowance, AllowancePeriod, Arrangement, ArrangementId, ArrangementKind, ArrangementStatus,
     Day, LanguageSetting, LocalTime, PhoneNumber, StaffId, Window,
@@ -29,15 +30,15 @@ pub struct ArrangementView {
     pub customer_name: Option<String>,
     #[schema(example = json!(["+442920123456"]))]
     pub phone_numbers: Vec<String>,
-    #[schema(example = "restricted")]
+    #[schema(value_type = crate::api::schemas::ArrangementKindName, example = "restricted")]
     pub kind: String,
-    #[schema(value_type = Vec<Object>, example = json!([{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]))]
+    #[schema(value_type = Vec<crate::api::schemas::WindowSchema>, example = json!([{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]))]
     pub windows: Vec<Window>,
-    #[schema(value_type = Option<Object>, example = json!({"count": 1, "per": "day"}))]
+    #[schema(value_type = Option<crate::api::schemas::AllowanceSchema>, example = json!({"count": 1, "per": "day"}))]
     pub allowance: Option<Allowance>,
     pub designated_staff: Vec<String>,
     pub max_call_minutes: Option<u32>,
-    #[schema(example = "cy+en")]
+    #[schema(value_type = crate::api::schemas::LanguageName, example = "cy+en")]
     pub language: String,
     pub reason: String,
     pub decided_by: String,
@@ -46,7 +47,7 @@ pub struct ArrangementView {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub review_due: NaiveDate,
-    #[schema(example = "active")]
+    #[schema(value_type = crate::api::schemas::ArrangementStatusName, example = "active")]
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_overdue: Option<bool>,
@@ -110,7 +111,7 @@ pub struct ArrangementList {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub version: i64,
-    #[schema(example = "updated")]
+    #[schema(value_type = crate::api::schemas::ChangeKindName, example = "updated")]
     pub change: String,
     pub changed_by: String,
     pub changed_at: DateTime<Utc>,
@@ -125,20 +126,28 @@ pub struct History {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    /// Why; 1 to 4000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// A phone number in any common form; normalised.
+    #[param(format = "phone")]
     pub phone: Option<String>,
-    /// scheduled | active | expired | revoked
+    /// The derived status at the time of the request.
+    #[param(schema_with = crate::api::schemas::arrangement_status_filter)]
     pub status: Option<String>,
     /// YYYY-MM-DD: arrangements whose review is due before this date.
+    #[param(schema_with = crate::api::schemas::date_filter)]
     pub review_due_before: Option<String>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Paging: the `next` value of the previous page (an arrangement id).
+    #[param(schema_with = crate::api::schemas::arrangement_cursor)]
     pub after: Option<String>,
 }
 
@@ -626,7 +635,9 @@ fn validate(
 #[utoipa::path(
     post,
     path = "/api/v1/arrangements",
-    request_body(content = Object, description = "An arrangement (SPEC §5) without id, status, times or version"),
+    operation_id = "createArrangement",
+    tag = "arrangements",
+    request_body(content = crate::api::schemas::ArrangementInput, description = "An arrangement (SPEC §5) without id, status, times or version"),
     responses(
         (status = 201, description = "Created", body = ArrangementView),
         (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
@@ -658,6 +669,8 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/arrangements",
+    operation_id = "listArrangements",
+    tag = "arrangements",
     params(ListQuery),
     responses(
         (status = 200, body = ArrangementList),
@@ -669,7 +682,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<ArrangementList>> {
     principal.require_manager()?;
     let now = state.clock.now();
@@ -719,6 +732,8 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/arrangements/{id}",
+    operation_id = "getArrangement",
+    tag = "arrangements",
     params(("id" = String, Path, description = "arr_…")),
     responses(
         (status = 200, body = ArrangementView),
@@ -730,7 +745,7 @@ pub async fn list(
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     principal.require_manager()?;
     let id = parse_id(&id)?;
@@ -764,8 +779,10 @@ fn if_match_version(headers: &HeaderMap) -> ApiResult<i64> {
 #[utoipa::path(
     put,
     path = "/api/v1/arrangements/{id}",
-    params(("id" = String, Path, description = "arr_…"), ("If-Match" = String, Header, description = "the version being replaced, e.g. \"3\"")),
-    request_body(content = Object, description = "The whole arrangement"),
+    operation_id = "updateArrangement",
+    tag = "arrangements",
+    params(("id" = String, Path, description = "arr_…"), ("If-Match" = String, Header, description = "the version being replaced, e.g. \"3\" (the ETag of the GET); without it the answer is 428, with an unreadable one 400, with a stale one 412", pattern = r#"^\s*(W/)?"?[0-9]{1,18}"?\s*$"#)),
+    request_body(content = crate::api::schemas::ArrangementInput, description = "The whole arrangement"),
     responses(
         (status = 200, body = ArrangementView),
         (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
@@ -780,7 +797,7 @@ fn if_match_version(headers: &HeaderMap) -> ApiResult<i64> {
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
@@ -822,6 +839,8 @@ pub async fn update(
 #[utoipa::path(
     post,
     path = "/api/v1/arrangements/{id}/revoke",
+    operation_id = "revokeArrangement",
+    tag = "arrangements",
     params(("id" = String, Path, description = "arr_…")),
     request_body = RevokeRequest,
     responses(
@@ -835,7 +854,7 @@ pub async fn update(
 pub async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RevokeRequest>,
 ) -> ApiResult<Response> {
     principal.require_manager()?;
@@ -873,6 +892,8 @@ pub async fn revoke(
 #[utoipa::path(
     get,
     path = "/api/v1/arrangements/{id}/history",
+    operation_id = "getArrangementHistory",
+    tag = "arrangements",
     params(("id" = String, Path, description = "arr_…")),
     responses(
         (status = 200, body = History),
@@ -884,7 +905,7 @@ pub async fn revoke(
 pub async fn history(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<History>> {
     principal.require_manager()?;
     let id = parse_id(&id)?;

@@ -1,6 +1,6 @@
 //! `GET /api/v1/decisions` (SPEC §6, manager): the decision log of calls under an arrangement.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,17 +8,24 @@ use serde::{Deserialize, Serialize};
 use crate::api::error::ApiResult;
 use crate::api::extract::Principal;
 use crate::api::query::QueryFields;
+use crate::api::rejection::ApiQuery;
 use crate::state::AppState;
 use crate::store::{DecisionFilter, DecisionLogEntry};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DecisionQuery {
+    /// A phone number in any common form; normalised.
+    #[param(format = "phone")]
     pub phone: Option<String>,
     /// RFC 3339; inclusive.
+    #[param(schema_with = crate::api::schemas::instant_filter)]
     pub since: Option<String>,
     /// RFC 3339; exclusive.
+    #[param(schema_with = crate::api::schemas::instant_filter)]
     pub until: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -73,6 +80,8 @@ pub struct DecisionList {
 #[utoipa::path(
     get,
     path = "/api/v1/decisions",
+    operation_id = "listDecisions",
+    tag = "decisions",
     params(DecisionQuery),
     responses(
         (status = 200, body = DecisionList),
@@ -84,7 +93,7 @@ pub struct DecisionList {
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<DecisionQuery>,
+    ApiQuery(q): ApiQuery<DecisionQuery>,
 ) -> ApiResult<Json<DecisionList>> {
     principal.require_manager()?;
     let mut fields = QueryFields::new();

@@ -57,6 +57,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("the request body is too large")]
     PayloadTooLarge,
+    #[error("this path does not take that method; see the Allow header")]
+    MethodNotAllowed,
     #[error("the store is unavailable")]
     Unavailable,
     #[error("the request took longer than server.request_timeout_ms")]
@@ -79,6 +81,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::BadRequest(_) => ("bad-request", "Bad request"),
             ApiError::Validation(_) => ("validation", "Invalid request"),
             ApiError::PayloadTooLarge => ("payload-too-large", "Payload too large"),
+            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::Unavailable => ("unavailable", "Service unavailable"),
             ApiError::Timeout => ("timeout", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),

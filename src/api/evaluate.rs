@@ -23,6 +23,8 @@ pub struct EvaluateRequest {
 #[utoipa::path(
     post,
     path = "/api/v1/evaluate",
+    operation_id = "evaluateCall",
+    tag = "evaluate",
     request_body = EvaluateRequest,
     responses(
         (status = 200, description = "The decision", body = Evaluation),

@@ -3,7 +3,7 @@
 //! drops the arrangement's numbers from the cache (other instances hear of it through the
 //! store's change notifications).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
 use crate::api::query::QueryFields;
+use crate::api::rejection::{ApiPath, ApiQuery};
 use crate::domain::{AppealId, Arrangement, ArrangementId, ReviewId};
 use crate::state::AppState;
 use crate::store::lifecycle::{
@@ -104,8 +105,9 @@ pub struct AppealList {
 
 /// `POST …/reviews` body (documentation; the handler reads the JSON field by field).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
-    #[schema(example = "continue")]
+    #[schema(value_type = ReviewOutcomeName, example = "continue")]
     pub outcome: String,
     pub notes: Option<String>,
     /// Required with `continue`; on or before the arrangement's `ends_at`.
@@ -114,6 +116,7 @@ pub struct ReviewRequest {
 
 /// `POST …/appeals` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AppealRequest {
     /// When the appeal was received (default: now; not in the future).
     pub received_at: Option<DateTime<Utc>>,
@@ -122,20 +125,25 @@ pub struct AppealRequest {
 
 /// `POST /api/v1/appeals/{id}/decision` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AppealDecisionRequest {
-    #[schema(example = "dismissed")]
+    #[schema(value_type = AppealOutcomeName, example = "dismissed")]
     pub outcome: String,
     pub decided_by: String,
     pub notes: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AppealQuery {
     /// open | decided
+    #[param(value_type = Option<AppealStatusName>)]
     pub status: Option<String>,
     /// Only the appeals against this arrangement (arr_…).
+    #[param(pattern = "^arr_[0-9A-HJKMNP-TV-Z]{26}$")]
     pub arrangement_id: Option<String>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -256,6 +264,8 @@ fn lifecycle_error(e: LifecycleError, not_found: &str) -> ApiError {
 
 #[utoipa::path(
     post,
+    operation_id = "createReview",
+    tag = "reviews",
     path = "/api/v1/arrangements/{id}/reviews",
     params(("id" = String, Path, description = "arr_…")),
     request_body = ReviewRequest,
@@ -271,7 +281,7 @@ fn lifecycle_error(e: LifecycleError, not_found: &str) -> ApiError {
 pub async fn create_review(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     principal.require_manager()?;
@@ -358,6 +368,8 @@ pub async fn create_review(
 
 #[utoipa::path(
     get,
+    operation_id = "listReviews",
+    tag = "reviews",
     path = "/api/v1/arrangements/{id}/reviews",
     params(("id" = String, Path, description = "arr_…")),
     responses(
@@ -370,7 +382,7 @@ pub async fn create_review(
 pub async fn list_reviews(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ReviewList>> {
     principal.require_manager()?;
     let id = arrangement_id(&id)?;
@@ -389,6 +401,8 @@ pub async fn list_reviews(
 
 #[utoipa::path(
     post,
+    operation_id = "createAppeal",
+    tag = "appeals",
     path = "/api/v1/arrangements/{id}/appeals",
     params(("id" = String, Path, description = "arr_…")),
     request_body = AppealRequest,
@@ -404,7 +418,7 @@ pub async fn list_reviews(
 pub async fn create_appeal(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     principal.require_manager()?;
@@ -466,6 +480,8 @@ pub async fn create_appeal(
 
 #[utoipa::path(
     post,
+    operation_id = "decideAppeal",
+    tag = "appeals",
     path = "/api/v1/appeals/{id}/decision",
     params(("id" = String, Path, description = "apl_…")),
     request_body = AppealDecisionRequest,
@@ -481,7 +497,7 @@ pub async fn create_appeal(
 pub async fn decide_appeal(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<AppealView>> {
     principal.require_manager()?;
@@ -526,6 +542,8 @@ pub async fn decide_appeal(
 
 #[utoipa::path(
     get,
+    operation_id = "getAppeal",
+    tag = "appeals",
     path = "/api/v1/appeals/{id}",
     params(("id" = String, Path, description = "apl_…")),
     responses(
@@ -538,7 +556,7 @@ pub async fn decide_appeal(
 pub async fn get_appeal(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AppealView>> {
     principal.require_manager()?;
     let id = appeal_id(&id)?;
@@ -552,6 +570,8 @@ pub async fn get_appeal(
 
 #[utoipa::path(
     get,
+    operation_id = "listAppeals",
+    tag = "appeals",
     path = "/api/v1/appeals",
     params(AppealQuery),
     responses(
@@ -564,7 +584,7 @@ pub async fn get_appeal(
 pub async fn list_appeals(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<AppealQuery>,
+    ApiQuery(q): ApiQuery<AppealQuery>,
 ) -> ApiResult<Json<AppealList>> {
     principal.require_manager()?;
     let mut fields = QueryFields::new();
@@ -599,17 +619,69 @@ pub async fn list_appeals(
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LetterQuery {
-    /// notice | review | ended
+    /// notice | review | ended (default notice)
+    #[param(value_type = Option<LetterKindName>)]
     pub kind: Option<String>,
     /// en | cy | en+cy | cy+en (default: the arrangement's language)
+    #[param(value_type = Option<crate::api::schemas::LanguageName>)]
     pub language: Option<String>,
     /// html | text | pdf (default html)
+    #[param(value_type = Option<LetterFormatName>)]
     pub format: Option<String>,
+}
+
+/// The closed sets of the lifecycle endpoints, for the document (the handlers read strings and
+/// answer 422 naming the field for anything else).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ReviewOutcomeName {
+    Continue,
+    Vary,
+    End,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AppealOutcomeName {
+    Upheld,
+    Dismissed,
+    Varied,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AppealStatusName {
+    Open,
+    Decided,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum LetterKindName {
+    Notice,
+    Review,
+    Ended,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum LetterFormatName {
+    Html,
+    Text,
+    Pdf,
 }
 
 #[utoipa::path(
     get,
+    operation_id = "getLetter",
+    tag = "letters",
     path = "/api/v1/arrangements/{id}/letter",
     params(("id" = String, Path, description = "arr_…"), LetterQuery),
     responses(
@@ -624,8 +696,8 @@ pub struct LetterQuery {
 pub async fn letter(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<LetterQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LetterQuery>,
 ) -> ApiResult<Response> {
     use crate::letters::{LetterError, LetterFormat, LetterInput, LetterKind};
     principal.require_manager()?;

@@ -6,7 +6,7 @@
 //! hang-up failed, 200 with the same record for every later press. Managers list, read and
 //! review terminations.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
 use crate::api::query::{next_cursor, QueryFields};
+use crate::api::rejection::{ApiPath, ApiQuery};
 use crate::domain::{
     CallId, Provider, Review, ReviewOutcome, Termination, TerminationId, TerminationReason,
 };
@@ -33,7 +34,11 @@ use crate::terminations::{
 
 /// The body of a terminate request (documentation shape; parsed leniently so that every
 /// invalid field is reported at once).
+///
+/// `warning_given: false` is allowed only with `reason: threat_of_violence`; `reason: other`
+/// needs `notes`; `warned_at` may not be in the future.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TerminateRequest {
     pub reason: TerminationReason,
     /// `false` only with `threat_of_violence`.
@@ -41,6 +46,7 @@ pub struct TerminateRequest {
     /// RFC 3339; not in the future.
     pub warned_at: Option<DateTime<Utc>>,
     /// Needed with `other`; at most 4000 characters.
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
 }
 
@@ -74,22 +80,29 @@ pub struct TerminationList {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TerminationQuery {
-    /// `pending` or `reviewed`.
+    /// Whether the termination has been reviewed.
+    #[param(schema_with = crate::api::schemas::review_status_filter)]
     pub status: Option<String>,
     /// RFC 3339; terminated at or after.
+    #[param(schema_with = crate::api::schemas::instant_filter)]
     pub since: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Paging: the `next` value of the previous page (a termination id).
+    #[param(schema_with = crate::api::schemas::termination_cursor)]
     pub before: Option<String>,
 }
 
 /// The body of a review (documentation shape).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     pub outcome: ReviewOutcome,
     /// At most 4000 characters.
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
 }
 
@@ -290,15 +303,17 @@ fn record_response(status: StatusCode, t: &Termination) -> Response {
 #[utoipa::path(
     post,
     path = "/api/v1/calls/{provider}/{call_id}/terminate",
+    operation_id = "terminateCall",
+    tag = "terminations",
     params(
-        ("provider" = String, Path, description = "twilio or telnyx"),
-        ("call_id" = String, Path, description = "Twilio CallSid or Telnyx call_control_id"),
+        ("provider" = crate::api::schemas::ProviderName, Path, description = "The platform carrying the call; a platform that is not enabled answers 404"),
+        ("call_id" = String, Path, description = "Twilio CallSid, Telnyx call_control_id or Vonage call uuid: 1 to 256 printable ASCII characters", min_length = 1, max_length = 256, pattern = "^[!-~]{1,256}$"),
     ),
     request_body = TerminateRequest,
     responses(
         (status = 201, description = "Ended and recorded", body = TerminationView),
         (status = 200, description = "Already recorded (a repeated press)", body = TerminationView),
-        (status = 502, description = "Recorded, but the platform could not hang up", body = TerminationView),
+        (status = 502, description = "Recorded, but the platform could not be reached to hang up (SPEC §9): the body is the record, with hangup.result = failed", body = TerminationView),
         (status = 401, body = crate::api::error::Problem),
         (status = 404, description = "Unknown provider", body = crate::api::error::Problem),
         (status = 409, description = "An earlier press is still ending this call", body = crate::api::error::Problem),
@@ -309,7 +324,7 @@ fn record_response(status: StatusCode, t: &Termination) -> Response {
 pub async fn terminate(
     State(state): State<AppState>,
     principal: Principal,
-    Path((provider, call_id)): Path<(String, String)>,
+    ApiPath((provider, call_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<TerminateBody>,
 ) -> ApiResult<Response> {
     let provider: Provider = provider
@@ -363,6 +378,8 @@ fn parse_id(raw: &str) -> ApiResult<TerminationId> {
 #[utoipa::path(
     get,
     path = "/api/v1/terminations",
+    operation_id = "listTerminations",
+    tag = "terminations",
     params(TerminationQuery),
     responses(
         (status = 200, body = TerminationList),
@@ -375,7 +392,7 @@ fn parse_id(raw: &str) -> ApiResult<TerminationId> {
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Query(q): Query<TerminationQuery>,
+    ApiQuery(q): ApiQuery<TerminationQuery>,
 ) -> ApiResult<Json<TerminationList>> {
     principal.require_manager()?;
     let mut fields = QueryFields::new();
@@ -416,6 +433,8 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/terminations/{id}",
+    operation_id = "getTermination",
+    tag = "terminations",
     params(("id" = String, Path, description = "trm_…")),
     responses(
         (status = 200, body = TerminationView),
@@ -428,7 +447,7 @@ pub async fn list(
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TerminationView>> {
     principal.require_manager()?;
     let id = parse_id(&id)?;
@@ -443,6 +462,8 @@ pub async fn get_one(
 #[utoipa::path(
     post,
     path = "/api/v1/terminations/{id}/review",
+    operation_id = "reviewTermination",
+    tag = "terminations",
     params(("id" = String, Path, description = "trm_…")),
     request_body = ReviewRequest,
     responses(
@@ -458,7 +479,7 @@ pub async fn get_one(
 pub async fn review(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> ApiResult<Json<TerminationView>> {
     principal.require_manager()?;

@@ -2,13 +2,14 @@
 //! the very code of the API endpoints, in-process, as the signed-in person. If those flows
 //! move (e.g. to `src/terminations.rs`), only these two functions change.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::Value;
 
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiJson, Principal};
+use crate::api::rejection::ApiPath;
 use crate::api::terminations::{ReviewBody, TerminateBody};
 use crate::domain::Provider;
 use crate::state::AppState;
@@ -36,7 +37,7 @@ pub async fn end_call(
     let response = crate::api::terminations::terminate(
         State(state.clone()),
         principal(staff),
-        Path((provider.as_str().to_owned(), call_id.to_owned())),
+        ApiPath((provider.as_str().to_owned(), call_id.to_owned())),
         ApiJson(body),
     )
     .await?;
@@ -67,7 +68,7 @@ pub async fn review(
     let r = crate::api::terminations::review(
         State(state.clone()),
         principal(staff),
-        Path(id.to_owned()),
+        ApiPath(id.to_owned()),
         ApiJson(body),
     )
     .await?;

@@ -10,6 +10,7 @@ mod letters;
 mod lifecycle;
 mod logs;
 mod notices;
+mod openapi;
 mod ops;
 mod procs;
 mod robustness;
