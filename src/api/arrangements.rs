@@ -263,14 +263,9 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Validate a create or update body into an arrangement (id, times and version are filled in
-/// by the caller).
-fn validate(
-    body: &Value,
-    state: &AppState,
-    now: DateTime<Utc>,
-    existing: Option<&Arrangement>,
-) -> ApiResult<Arrangement> {
+/// The body as a field reader; unknown fields and an `id` that is not the one being updated
+/// are already reported in it.
+fn fields_of<'a>(body: &'a Value, existing: Option<&Arrangement>) -> ApiResult<Fields<'a>> {
     let Some(map) = body.as_object() else {
         return Err(ApiError::validation("body", "must be a JSON object"));
     };
@@ -288,15 +283,11 @@ fn validate(
             f.err("id", "does not match the arrangement being updated");
         }
     }
+    Ok(f)
+}
 
-    let customer_ref = f.text("customer_ref", true, 100);
-    let customer_name = f.text("customer_name", false, 200);
-    let reason = f.text("reason", true, 4000);
-    let decided_by = f.text("decided_by", true, 200);
-    let advocate = f.text("advocate", false, 500);
-    let customer_explanation = f.text("customer_explanation", false, 4000);
-
-    // phone_numbers
+/// `phone_numbers`: one to twenty numbers, normalised, none twice.
+fn phone_numbers_field(f: &mut Fields<'_>) -> Vec<PhoneNumber> {
     let mut phone_numbers = Vec::new();
     match f.get("phone_numbers") {
         None => f.err("phone_numbers", "is required: one or more numbers"),
@@ -328,7 +319,11 @@ fn validate(
         }
         Some(_) => f.err("phone_numbers", "must be a list of strings"),
     }
+    phone_numbers
+}
 
+/// `kind`: restricted or blocked.
+fn kind_field(f: &mut Fields<'_>) -> Option<ArrangementKind> {
     let kind = match f.get("kind") {
         None => {
             f.err("kind", "is required: restricted or blocked");
@@ -341,8 +336,11 @@ fn validate(
             None
         }
     };
+    kind
+}
 
-    // windows
+/// `windows`: each with days, and `start < end`.
+fn windows_field(f: &mut Fields<'_>) -> Vec<Window> {
     let mut windows = Vec::new();
     match f.get("windows") {
         None => {}
@@ -408,8 +406,11 @@ fn validate(
         }
         Some(_) => f.err("windows", "must be a list of windows"),
     }
+    windows
+}
 
-    // allowance
+/// `allowance`: a count from 1 to 1000 per day or week.
+fn allowance_field(f: &mut Fields<'_>) -> Option<Allowance> {
     let allowance = match f.get("allowance") {
         None => None,
         Some(Value::Object(obj)) => {
@@ -443,8 +444,11 @@ fn validate(
             None
         }
     };
+    allowance
+}
 
-    // designated_staff
+/// `designated_staff`: configured staff ids, none twice.
+fn designated_staff_field(f: &mut Fields<'_>, state: &AppState) -> Vec<StaffId> {
     let mut designated_staff = Vec::new();
     match f.get("designated_staff") {
         None => {}
@@ -466,7 +470,11 @@ fn validate(
         }
         Some(_) => f.err("designated_staff", "must be a list of staff ids"),
     }
+    designated_staff
+}
 
+/// `max_call_minutes`: 1 to 240.
+fn max_call_minutes_field(f: &mut Fields<'_>) -> Option<u32> {
     let max_call_minutes = match f.get("max_call_minutes") {
         None => None,
         Some(v) => match v.as_u64() {
@@ -480,7 +488,15 @@ fn validate(
             }
         },
     };
+    max_call_minutes
+}
 
+/// `language`: default the existing arrangement's, else the organisation's.
+fn language_field(
+    f: &mut Fields<'_>,
+    state: &AppState,
+    existing: Option<&Arrangement>,
+) -> Option<LanguageSetting> {
     let language = match f.get("language") {
         None => Some(
             existing
@@ -499,7 +515,11 @@ fn validate(
             None
         }
     };
+    language
+}
 
+/// `equality_advice_sought`: default false.
+fn equality_advice_field(f: &mut Fields<'_>) -> bool {
     let equality_advice_sought = match f.get("equality_advice_sought") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -508,7 +528,17 @@ fn validate(
             false
         }
     };
+    equality_advice_sought
+}
 
+/// `starts_at` (default the existing one, else now), `ends_at` after it, `review_due` on or
+/// before the local date of `ends_at`.
+fn period_fields(
+    f: &mut Fields<'_>,
+    state: &AppState,
+    now: DateTime<Utc>,
+    existing: Option<&Arrangement>,
+) -> (DateTime<Utc>, Option<DateTime<Utc>>, Option<NaiveDate>) {
     let starts_at = f
         .instant("starts_at", false)
         .or_else(|| existing.map(|e| e.starts_at))
@@ -542,7 +572,11 @@ fn validate(
             }
         }
     }
+    (starts_at, ends_at, review_due)
+}
 
+/// A restricted arrangement needs a rule; a blocked one has none.
+fn kind_rules(f: &mut Fields<'_>, kind: Option<ArrangementKind>) {
     if let Some(kind) = kind {
         match kind {
             ArrangementKind::Restricted => {
@@ -573,6 +607,34 @@ fn validate(
             }
         }
     }
+}
+
+/// Validate a create or update body into an arrangement (id, times and version are filled in
+/// by the caller).
+fn validate(
+    body: &Value,
+    state: &AppState,
+    now: DateTime<Utc>,
+    existing: Option<&Arrangement>,
+) -> ApiResult<Arrangement> {
+    let mut f = fields_of(body, existing)?;
+    let customer_ref = f.text("customer_ref", true, 100);
+    let customer_name = f.text("customer_name", false, 200);
+    let reason = f.text("reason", true, 4000);
+    let decided_by = f.text("decided_by", true, 200);
+    let advocate = f.text("advocate", false, 500);
+    let customer_explanation = f.text("customer_explanation", false, 4000);
+
+    let phone_numbers = phone_numbers_field(&mut f);
+    let kind = kind_field(&mut f);
+    let windows = windows_field(&mut f);
+    let allowance = allowance_field(&mut f);
+    let designated_staff = designated_staff_field(&mut f, state);
+    let max_call_minutes = max_call_minutes_field(&mut f);
+    let language = language_field(&mut f, state, existing);
+    let equality_advice_sought = equality_advice_field(&mut f);
+    let (starts_at, ends_at, review_due) = period_fields(&mut f, state, now, existing);
+    kind_rules(&mut f, kind);
 
     if !f.errors.is_empty() {
         return Err(ApiError::Validation(f.errors));

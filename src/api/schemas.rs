@@ -122,7 +122,8 @@ pub enum ProviderName {
 /// The body of `POST /api/v1/arrangements` and `PUT /api/v1/arrangements/{id}` (SPEC §5).
 ///
 /// Rules across fields (each broken rule is a 422 naming the field): a `restricted`
-/// arrangement needs at least one of `windows`, `allowance`, `designated_staff`;
+/// arrangement needs at least one of `windows`, `allowance`, `designated_staff` and a `blocked`
+/// one has none of them;
 /// `starts_at < ends_at`; `review_due` is on or before the date of `ends_at`; every window has
 /// `start < end`; `designated_staff` names configured staff; `phone_numbers` are normalised
 /// (any common form is accepted) and a number may not be in two arrangements whose periods in
