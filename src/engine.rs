@@ -55,6 +55,10 @@ pub enum Reason {
     DesignatedStaff,
     WithinArrangement,
     LookupFailed,
+    /// A label only, for the decision log and live calls: a refused caller pressed the
+    /// safeguarding digit and was put through to the duty target (SPEC §14, src/urgent). The
+    /// engine never decides it.
+    UrgentRoute,
 }
 
 impl Reason {
@@ -69,6 +73,7 @@ impl Reason {
             Reason::DesignatedStaff => "designated_staff",
             Reason::WithinArrangement => "within_arrangement",
             Reason::LookupFailed => "lookup_failed",
+            Reason::UrgentRoute => "urgent_route",
         }
     }
 }
@@ -426,6 +431,7 @@ mod tests {
             created_at: at("2020-01-01T00:00:00Z"),
             updated_at: at("2020-01-01T00:00:00Z"),
             version: 3,
+            urgent_route: true,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct ArrangementView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// SPEC §14: whether a spoken refusal offers the safeguarding route.
+    pub urgent_route: bool,
 }
 
 impl ArrangementView {
@@ -90,6 +92,7 @@ impl ArrangementView {
             created_at: a.created_at,
             updated_at: a.updated_at,
             version: a.version,
+            urgent_route: a.urgent_route,
         }
     }
 }
@@ -166,7 +169,8 @@ const READ_ONLY: [&str; 8] = [
     "revoked_at",
     "revoked_reason",
 ];
-const WRITABLE: [&str; 16] = [
+const WRITABLE: [&str; 17] = [
+    "urgent_route",
     "customer_ref",
     "customer_name",
     "phone_numbers",
@@ -482,6 +486,15 @@ fn validate(
         }
     };
 
+    // SPEC §14: default true; an update without it keeps what the arrangement had.
+    let urgent_route = match f.get("urgent_route") {
+        None => existing.is_none_or(|e| e.urgent_route),
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            f.err("urgent_route", "must be true or false");
+            true
+        }
+    };
     let equality_advice_sought = match f.get("equality_advice_sought") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -601,6 +614,7 @@ fn validate(
             created_at: existing.map(|e| e.created_at).unwrap_or(now),
             updated_at: now,
             version: existing.map(|e| e.version).unwrap_or(1),
+            urgent_route,
         }),
         _ => Err(ApiError::Internal(
             "validation passed with a missing field".into(),

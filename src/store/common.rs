@@ -110,6 +110,7 @@ pub(crate) struct RawArrangement {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub urgent_route: bool,
 }
 
 impl RawArrangement {
@@ -148,6 +149,7 @@ impl RawArrangement {
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
+            urgent_route: self.urgent_route,
         })
     }
 }

@@ -16,8 +16,11 @@ pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
 pub mod terminations;
+pub mod urgent;
+mod urgent_sql;
 
 pub use console::{ConsoleSession, ConsoleStore, LiveCall, PendingLogin};
+pub use urgent::UrgentStore;
 pub use terminations::{
     Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
     TerminationStore,
@@ -263,8 +266,8 @@ pub trait CallLog: Send + Sync + 'static {
 }
 
 /// Everything the service needs from storage.
-pub trait Store: ArrangementStore + CallLog + TerminationStore + ConsoleStore {}
-impl<T: ArrangementStore + CallLog + TerminationStore + ConsoleStore> Store for T {}
+pub trait Store: ArrangementStore + CallLog + TerminationStore + ConsoleStore + UrgentStore {}
+impl<T: ArrangementStore + CallLog + TerminationStore + ConsoleStore + UrgentStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

@@ -200,7 +200,7 @@ pub(crate) const ARRANGEMENT_COLUMNS: &str = "id, customer_ref, customer_name, \
     CAST(phone_numbers AS TEXT) AS phone_numbers, kind, CAST(windows AS TEXT) AS windows, \
     CAST(allowance AS TEXT) AS allowance, CAST(designated_staff AS TEXT) AS designated_staff, \
     max_call_minutes, language, reason, decided_by, equality_advice_sought, advocate, starts_at, \
-    ends_at, review_due, revoked_at, revoked_reason, created_at, updated_at, version";
+    ends_at, review_due, revoked_at, revoked_reason, created_at, updated_at, version, urgent_route";
 
 pub(crate) const CALL_COLUMNS: &str = "provider, call_id, number, arrangement_id, \
     arrangement_version, decided_at, outcome, reason, route_to, next_permitted_at, source, \
@@ -290,6 +290,7 @@ macro_rules! shared_store {
                     created_at: get_ts(r, "created_at")?,
                     updated_at: get_ts(r, "updated_at")?,
                     version: get(r, "version")?,
+                    urgent_route: get(r, "urgent_route")?,
                 }
                 .into_domain()
             }
@@ -471,9 +472,9 @@ macro_rules! shared_store {
                          kind, windows, allowance, designated_staff, max_call_minutes, language, \
                          reason, decided_by, equality_advice_sought, advocate, starts_at, ends_at, \
                          review_due, revoked_at, revoked_reason, created_at, updated_at, version, \
-                         id) \
+                         id, urgent_route) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                         $16, $17, $18, $19, $20, $21, $22)"
+                         $16, $17, $18, $19, $20, $21, $22, $23)"
                     } else {
                         "UPDATE arrangements SET customer_ref = $1, customer_name = $2, \
                          phone_numbers = $3, kind = $4, windows = $5, allowance = $6, \
@@ -481,7 +482,8 @@ macro_rules! shared_store {
                          reason = $10, \
                          decided_by = $11, equality_advice_sought = $12, advocate = $13, \
                          starts_at = $14, ends_at = $15, review_due = $16, revoked_at = $17, \
-                         revoked_reason = $18, created_at = $19, updated_at = $20, version = $21 \
+                         revoked_reason = $18, created_at = $19, updated_at = $20, version = $21, \
+                         urgent_route = $23 \
                          WHERE id = $22"
                     };
                     sqlx::query(sql)
@@ -507,6 +509,7 @@ macro_rules! shared_store {
                         .bind(Ts(a.updated_at))
                         .bind(a.version)
                         .bind(a.id.as_str())
+                        .bind(a.urgent_route)
                         .execute(conn)
                         .await
                         .map_err(|err| {

@@ -142,6 +142,8 @@ fn arrangement(numbers: &[&str]) -> Arrangement {
         created_at: t,
         updated_at: t,
         version: 0,
+        // Not the default, so that round trips show it is stored (SPEC §14).
+        urgent_route: false,
     }
 }
 

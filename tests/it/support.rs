@@ -404,3 +404,22 @@ macro_rules! delegate_console_store {
 }
 
 delegate_console_store!(SlowStore);
+
+/// Pass every `UrgentStore` call through to `self.inner` (for test store wrappers).
+#[macro_export]
+macro_rules! delegate_urgent_store {
+    ($t:ty) => {
+        #[async_trait::async_trait]
+        impl fairline::store::UrgentStore for $t {
+            async fn record_urgent_route(
+                &self,
+                provider: Provider,
+                call_id: &CallId,
+            ) -> Result<bool, StoreError> {
+                self.inner.record_urgent_route(provider, call_id).await
+            }
+        }
+    };
+}
+
+delegate_urgent_store!(SlowStore);
