@@ -17,7 +17,14 @@ pub mod config;
 
 pub use config::UrgentConfig;
 
-use crate::domain::{Arrangement, CallId, CallerId, Language, LanguageSetting, Provider};
+use crate::domain::{
+    Arrangement, CallId, CallerId, Language, LanguageSetting, Provider, TerminationId,
+};
+use crate::engine::{Decision, Outcome, Reason};
+use crate::providers::caller_number;
+use crate::store::NewNotification;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use crate::messages::{MessageKey, SpokenMessage};
 use crate::providers::CallAction;
 use crate::state::{App, AppState};
@@ -81,7 +88,13 @@ pub fn pressed(state: &AppState, digits: Option<&str>) -> Pressed {
 /// The caller pressed the urgent digit on `call_id`: record it (decision log and live calls,
 /// not counted) before the platform is told to put the call through. Never fails: a store
 /// problem is logged and the call is still put through (the caller's safety comes first).
-pub async fn route(state: &AppState, provider: Provider, call_id: &CallId, caller: &CallerId) {
+pub async fn route(
+    state: &AppState,
+    provider: Provider,
+    call_id: &CallId,
+    caller: &CallerId,
+    target: &str,
+) {
     metrics::counter!(
         "fairline_urgent_routes_total",
         "provider" => provider.as_str(),
@@ -93,6 +106,22 @@ pub async fn route(state: &AppState, provider: Provider, call_id: &CallId, calle
         CallerId::Unrecognised => "unrecognised".into(),
     };
     let budget = state.config.decision.lookup_timeout * 4;
+    let now = state.clock.now();
+    // Live calls: replace the refusal's row through the live-call queue (which keeps a call's
+    // writes in order on this instance), keeping when the call started.
+    let mut routed = Decision::plain(Outcome::Route, Reason::UrgentRoute);
+    let mut started = now;
+    if let Ok(Ok(Some(row))) =
+        tokio::time::timeout(budget, state.store.get_live_call(provider, call_id)).await
+    {
+        started = row.started_at;
+        routed.arrangement_id = row.arrangement_id;
+    }
+    state.live_calls.ended(provider, call_id);
+    state
+        .live_calls
+        .decided(provider, call_id, caller, &routed, started);
+    let arrangement_id = routed.arrangement_id.clone();
     match tokio::time::timeout(
         budget,
         state.store.record_urgent_route(provider, call_id),
@@ -116,6 +145,75 @@ pub async fn route(state: &AppState, provider: Provider, call_id: &CallId, calle
             provider = provider.as_str(),
             call_id = %call_id,
             "urgent route: recording timed out; putting the call through anyway"
+        ),
+    }
+    let note = UrgentNotification {
+        event: EVENT_URGENT_ROUTE,
+        id: TerminationId::generate().to_string(),
+        call: UrgentCall {
+            provider: provider.as_str(),
+            call_id: call_id.as_str().to_owned(),
+            caller: caller_number(caller).map(|n| n.as_str().to_owned()),
+            arrangement_id: arrangement_id.map(|a| a.to_string()),
+            routed_at: now,
+            target: target.to_owned(),
+        },
+    };
+    notify(state, budget, note).await;
+}
+
+/// The event name of the notification (SPEC §14).
+pub const EVENT_URGENT_ROUTE: &str = "call.urgent_route";
+
+/// The JSON body POSTed to `notifications.webhook_url`.
+#[derive(Debug, Serialize)]
+struct UrgentNotification {
+    event: &'static str,
+    /// Unique per notification (also the `Idempotency-Key`).
+    id: String,
+    call: UrgentCall,
+}
+
+#[derive(Debug, Serialize)]
+struct UrgentCall {
+    provider: &'static str,
+    call_id: String,
+    caller: Option<String>,
+    arrangement_id: Option<String>,
+    routed_at: DateTime<Utc>,
+    /// Where the call was put through, as configured in `[decision.urgent]`.
+    target: String,
+}
+
+/// Queue the notification in the outbox (when a receiver is configured) and wake the worker.
+async fn notify(state: &AppState, budget: std::time::Duration, note: UrgentNotification) {
+    match state.config.notifications.webhook_url.as_deref() {
+        Some(url) if !url.is_empty() => {}
+        _ => return,
+    }
+    let Ok(id) = TerminationId::parse(&note.id) else {
+        return;
+    };
+    let payload = match serde_json::to_string(&note) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "urgent route: could not encode the notification");
+            return;
+        }
+    };
+    let queued = NewNotification {
+        event: EVENT_URGENT_ROUTE.into(),
+        payload,
+        due_at: Utc::now(),
+    };
+    match tokio::time::timeout(budget, state.store.queue_notification(&id, &queued)).await {
+        Ok(Ok(())) => state.outbox.wake(),
+        Ok(Err(e)) => tracing::error!(
+            error = %e,
+            "urgent route: could not queue the call.urgent_route notification"
+        ),
+        Err(_) => tracing::error!(
+            "urgent route: queueing the call.urgent_route notification timed out"
         ),
     }
 }

@@ -418,6 +418,13 @@ macro_rules! delegate_urgent_store {
             ) -> Result<bool, StoreError> {
                 self.inner.record_urgent_route(provider, call_id).await
             }
+            async fn queue_notification(
+                &self,
+                id: &fairline::domain::TerminationId,
+                n: &fairline::store::NewNotification,
+            ) -> Result<(), StoreError> {
+                self.inner.queue_notification(id, n).await
+            }
         }
     };
 }
