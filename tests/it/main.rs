@@ -18,4 +18,5 @@ mod switches;
 mod telnyx;
 mod terminations;
 mod twilio;
+mod urgent;
 mod vonage;

@@ -1,0 +1,561 @@
+//! The safeguarding route on refusal (SPEC §14), through the real server on port 0, on SQLite
+//! and (with `FAIRLINE_TEST_POSTGRES_URL`) PostgreSQL. The clock is a `ManualClock`; the
+//! arrangements run from 2000 to 2199, so nothing depends on today's date.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use fairline::clock::ManualClock;
+use fairline::config::Secret;
+use fairline::domain::{CallId, Provider};
+use fairline::providers::twilio;
+use fairline::state::Overrides;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::app::{arrangement, TestApp, TWILIO_TOKEN};
+use crate::support;
+
+pub const CALLER: &str = "+442920123456";
+const PUBLIC_URL: &str = "https://calls.example.org";
+const VOICE: &str = "/webhooks/twilio/voice";
+const TWILIO_URGENT: &str = "/webhooks/twilio/urgent";
+
+/// `[decision.urgent]` on, for the platforms of the test configuration (and Vonage's).
+pub const URGENT_ON: &str = r#"
+[decision.urgent]
+enabled = true
+digit = "9"
+twilio = "client:duty-manager"
+telnyx = "sip:duty@pbx.example.org"
+vonage = "+447700900999"
+"#;
+
+pub const EN_OFFER: &str =
+    "If someone is at risk of harm, press 9 now to speak to the duty manager.";
+pub const CY_OFFER: &str =
+    "Os oes rhywun mewn perygl o niwed, pwyswch 9 nawr i siarad â'r rheolwr ar ddyletswydd.";
+
+/// Wednesday 2 December 2026, 10:30 in London: outside a Tuesday-only window.
+pub fn wed_1030() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 2, 10, 30, 0).unwrap()
+}
+
+/// Tuesday 8 December 2026, 10:30 in London: inside the Tuesday window.
+pub fn tue_1030() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 8, 10, 30, 0).unwrap()
+}
+
+/// Calls on Tuesdays 10:00-12:00, one call a day.
+pub fn tuesday_once(extra: Value) -> Value {
+    let mut a = arrangement(
+        CALLER,
+        json!({
+            "windows": [{"days": ["tue"], "start": "10:00", "end": "12:00"}],
+            "allowance": {"count": 1, "per": "day"}
+        }),
+    );
+    if let (Some(b), Some(e)) = (a.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    a
+}
+
+/// A server on SQLite, or on PostgreSQL in a fresh schema when `pg` (None when PostgreSQL is
+/// not configured for tests), with the clock pinned at `at`.
+pub async fn spawn(
+    pg: bool,
+    test: &str,
+    extra: &str,
+    at: DateTime<Utc>,
+) -> Option<(TestApp, Arc<ManualClock>, Option<(String, String)>)> {
+    let clock = Arc::new(ManualClock::new(at));
+    let overrides = Overrides {
+        clock: Some(clock.clone()),
+        ..Overrides::default()
+    };
+    if pg {
+        let (url, schema) = support::pg_schema(test)?;
+        let app = TestApp::spawn_pg(&url, &schema, extra, overrides).await?;
+        Some((app, clock, Some((url, schema))))
+    } else {
+        Some((TestApp::spawn_with(extra, overrides).await, clock, None))
+    }
+}
+
+pub async fn finish(app: TestApp, pg: Option<(String, String)>) {
+    app.stop().await;
+    if let Some((url, schema)) = pg {
+        let _ = fairline::store::postgres::PgStore::drop_schema(&url, &schema).await;
+    }
+}
+
+pub async fn decisions(app: &TestApp) -> Vec<Value> {
+    let resp = app
+        .manager(
+            reqwest::Method::GET,
+            &format!("/api/v1/decisions?phone={}", CALLER.replace('+', "%2B")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    v["items"].as_array().unwrap().clone()
+}
+
+/// The decision-log entry of one call.
+pub async fn logged(app: &TestApp, call_id: &str) -> Value {
+    decisions(app)
+        .await
+        .into_iter()
+        .find(|d| d["call_id"] == call_id)
+        .unwrap_or_else(|| panic!("{call_id} is not in the decision log"))
+}
+
+/// Wait until the live-call row of a call says `reason`.
+pub async fn wait_live_reason(app: &TestApp, provider: Provider, call_id: &str, reason: &str) {
+    let id = CallId::parse(call_id).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = app.state.store.get_live_call(provider, &id).await.unwrap();
+        if row.as_ref().is_some_and(|r| r.reason.as_str() == reason) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "live call {call_id}: {row:?}, wanted {reason}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A notification receiver that accepts everything.
+pub async fn receiver() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    server
+}
+
+pub fn notifications_to(server: &MockServer) -> String {
+    format!("[notifications]\nwebhook_url = \"{}/hook\"\n", server.uri())
+}
+
+pub async fn wait_for_requests(server: &MockServer, n: usize) -> Vec<Request> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = server.received_requests().await.unwrap_or_default();
+        if got.len() >= n || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `call.urgent_route` notification a receiver got, checked for its shape.
+pub fn urgent_notification(req: &Request, provider: &str, call_id: &str, target: &str) {
+    let body: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(body["event"], "call.urgent_route", "{body}");
+    assert_eq!(
+        req.headers.get("x-fairline-event").unwrap(),
+        "call.urgent_route"
+    );
+    assert_eq!(
+        req.headers.get("idempotency-key").unwrap().to_str().unwrap(),
+        body["id"].as_str().unwrap()
+    );
+    assert_eq!(body["call"]["provider"], provider);
+    assert_eq!(body["call"]["call_id"], call_id);
+    assert_eq!(body["call"]["caller"], CALLER);
+    assert!(body["call"]["arrangement_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("arr_"));
+    assert_eq!(body["call"]["target"], target);
+}
+
+async fn evaluate(app: &TestApp, at: DateTime<Utc>) -> Value {
+    let resp = app
+        .agent(reqwest::Method::POST, "/api/v1/evaluate")
+        .json(&json!({"from": CALLER, "at": at.to_rfc3339()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+fn texts(messages: &Value) -> Vec<(String, String)> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["language"].as_str().unwrap().to_owned(),
+                m["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+// --- Twilio ------------------------------------------------------------------------------------
+
+fn sid(n: u32) -> String {
+    format!("CA{n:032x}")
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn fields(body: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn signature(path: &str, body: &str) -> String {
+    twilio::compute_signature(
+        &format!("{PUBLIC_URL}{path}"),
+        &fields(body),
+        &Secret::new(TWILIO_TOKEN),
+    )
+}
+
+async fn post(app: &TestApp, path: &str, body: String, sig: Option<String>) -> (u16, String) {
+    let mut req = app
+        .client
+        .post(format!("{}{path}", app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(s) = sig {
+        req = req.header(twilio::SIGNATURE_HEADER, s);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn twilio_call(app: &TestApp, call_sid: &str) -> String {
+    let body = form(&[
+        ("CallSid", call_sid),
+        ("AccountSid", crate::app::ACCOUNT_SID),
+        ("From", CALLER),
+        ("To", "+442920000000"),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+    ]);
+    let sig = signature(VOICE, &body);
+    let (status, xml) = post(app, VOICE, body, Some(sig)).await;
+    assert_eq!(status, 200, "{xml}");
+    xml
+}
+
+fn gather_body(call_sid: &str, digits: &str) -> String {
+    form(&[
+        ("CallSid", call_sid),
+        ("AccountSid", crate::app::ACCOUNT_SID),
+        ("From", CALLER),
+        ("To", "+442920000000"),
+        ("CallStatus", "in-progress"),
+        ("Digits", digits),
+        ("FinishedOnKey", ""),
+    ])
+}
+
+async fn twilio_press(app: &TestApp, call_sid: &str, digits: &str) -> String {
+    let body = gather_body(call_sid, digits);
+    let sig = signature(TWILIO_URGENT, &body);
+    let (status, xml) = post(app, TWILIO_URGENT, body, Some(sig)).await;
+    assert_eq!(status, 200, "{xml}");
+    xml
+}
+
+/// `(verb, attributes, children (name, attrs, text))` of each top-level verb.
+type Verbs = Vec<(String, Vec<(String, String)>, Vec<(String, Vec<(String, String)>, String)>)>;
+
+fn verbs(xml: &str) -> Verbs {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "Response");
+    let attrs = |n: roxmltree::Node| -> Vec<(String, String)> {
+        n.attributes()
+            .map(|a| (a.name().to_owned(), a.value().to_owned()))
+            .collect()
+    };
+    root.children()
+        .filter(|n| n.is_element())
+        .map(|n| {
+            (
+                n.tag_name().name().to_owned(),
+                attrs(n),
+                n.children()
+                    .filter(|c| c.is_element())
+                    .map(|c| {
+                        (
+                            c.tag_name().name().to_owned(),
+                            attrs(c),
+                            c.text().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The texts said inside the `<Gather>` (language, text), checking the whole answer's shape.
+fn offered(xml: &str) -> Vec<(String, String)> {
+    let v = verbs(xml);
+    let names: Vec<&str> = v.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["Gather", "Hangup"], "{xml}");
+    let (_, gather, says) = &v[0];
+    assert_eq!(attr(gather, "numDigits"), Some("1"));
+    assert_eq!(attr(gather, "timeout"), Some("5"));
+    assert_eq!(
+        attr(gather, "action"),
+        Some("https://calls.example.org/webhooks/twilio/urgent")
+    );
+    says.iter()
+        .map(|(name, attrs, text)| {
+            assert_eq!(name, "Say", "{xml}");
+            let lang = attr(attrs, "language").unwrap();
+            if lang == "cy-GB" {
+                assert_eq!(attr(attrs, "voice"), Some("Polly.Gwyneth"));
+            }
+            (lang.to_owned(), text.clone())
+        })
+        .collect()
+}
+
+fn is_plain_refusal(xml: &str) -> bool {
+    let v = verbs(xml);
+    v.last().is_some_and(|(n, _, _)| n == "Hangup")
+        && v[..v.len() - 1].iter().all(|(n, _, _)| n == "Say")
+        && v.len() >= 2
+}
+
+fn is_hangup(xml: &str) -> bool {
+    let v = verbs(xml);
+    v.len() == 1 && v[0].0 == "Hangup"
+}
+
+#[tokio::test]
+async fn twilio_offer_is_spoken_in_english_welsh_and_both() {
+    let (app, _clock, _) = spawn(false, "", URGENT_ON, wed_1030()).await.unwrap();
+    let cases = [
+        ("en", vec![("en-GB", EN_OFFER)]),
+        ("cy", vec![("cy-GB", CY_OFFER)]),
+        ("en+cy", vec![("en-GB", EN_OFFER), ("cy-GB", CY_OFFER)]),
+        ("cy+en", vec![("cy-GB", CY_OFFER), ("en-GB", EN_OFFER)]),
+    ];
+    for (i, (language, offer)) in cases.iter().enumerate() {
+        let created = app
+            // Each starts when the one before was revoked (periods may not overlap).
+            .create_arrangement(tuesday_once(
+                json!({"language": language, "starts_at": wed_1030().to_rfc3339()}),
+            ))
+            .await;
+        let said = offered(&twilio_call(&app, &sid(i as u32 + 1)).await);
+        // The refusal texts first (one per language), then the offer in the same order.
+        assert_eq!(said.len(), offer.len() * 2, "{said:?}");
+        let tail: Vec<(&str, &str)> = said[offer.len()..]
+            .iter()
+            .map(|(l, t)| (l.as_str(), t.as_str()))
+            .collect();
+        assert_eq!(&tail, offer);
+        for ((lang, text), (want_lang, _)) in said[..offer.len()].iter().zip(offer) {
+            assert_eq!(lang, want_lang);
+            assert!(!text.contains("press 9") && !text.contains("pwyswch"));
+        }
+        // The evaluate output lists the same texts in the same order.
+        let eval = evaluate(&app, wed_1030()).await;
+        let eval_texts = texts(&eval["messages"]);
+        assert_eq!(eval_texts.len(), said.len());
+        for ((el, et), (_, st)) in eval_texts.iter().zip(&said) {
+            assert_eq!(et, st);
+            assert!(el == "en" || el == "cy");
+        }
+        let id = created["id"].as_str().unwrap();
+        let resp = app
+            .manager(
+                reqwest::Method::POST,
+                &format!("/api/v1/arrangements/{id}/revoke"),
+            )
+            .json(&json!({"reason": "next case"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    app.stop().await;
+}
+
+async fn twilio_digit_9_routes_notifies_and_is_not_counted(pg: bool) {
+    let hook = receiver().await;
+    let extra = format!("{URGENT_ON}\n{}", notifications_to(&hook));
+    let Some((app, clock, schema)) = spawn(
+        pg,
+        "twilio_digit_9_routes_notifies_and_is_not_counted",
+        &extra,
+        wed_1030(),
+    )
+    .await
+    else {
+        return;
+    };
+    let created = app.create_arrangement(tuesday_once(json!({}))).await;
+    assert_eq!(created["urgent_route"], true, "the default");
+
+    // Refused outside the window, with the offer.
+    let call = sid(1);
+    let said = offered(&twilio_call(&app, &call).await);
+    assert_eq!(said.last().unwrap().1, EN_OFFER);
+    wait_live_reason(&app, Provider::Twilio, &call, "outside_window").await;
+
+    // 9 → <Dial> to the duty target.
+    let xml = twilio_press(&app, &call, "9").await;
+    let v = verbs(&xml);
+    assert_eq!(v.len(), 1, "{xml}");
+    let (name, attrs, nouns) = &v[0];
+    assert_eq!(name, "Dial");
+    assert_eq!(
+        attr(attrs, "action"),
+        Some("https://calls.example.org/webhooks/twilio/dial-status")
+    );
+    assert_eq!(attr(attrs, "timeLimit"), None);
+    assert_eq!(nouns.len(), 1);
+    assert_eq!((nouns[0].0.as_str(), nouns[0].2.as_str()), ("Client", "duty-manager"));
+
+    // Logged as an urgent route, not counted; live calls say so; the receiver is told.
+    let entry = logged(&app, &call).await;
+    assert_eq!(entry["outcome"], "route", "{entry}");
+    assert_eq!(entry["reason"], "urgent_route", "{entry}");
+    wait_live_reason(&app, Provider::Twilio, &call, "urgent_route").await;
+    let got = wait_for_requests(&hook, 1).await;
+    assert_eq!(got.len(), 1);
+    urgent_notification(&got[0], "twilio", &call, "client:duty-manager");
+
+    // The allowance of one call a day is untouched: Tuesday's first call goes through ...
+    clock.set(tue_1030());
+    let xml = twilio_call(&app, &sid(2)).await;
+    assert!(!xml.contains("<Gather"), "{xml}");
+    assert!(xml.contains("<Redirect"), "{xml}");
+    // ... and the second is refused for the allowance, with the offer again.
+    let said = offered(&twilio_call(&app, &sid(3)).await);
+    assert_eq!(said.last().unwrap().1, EN_OFFER);
+    assert_eq!(logged(&app, &sid(3)).await["reason"], "allowance_used");
+    finish(app, schema).await;
+}
+
+#[tokio::test]
+async fn twilio_digit_9_routes_notifies_and_is_not_counted_sqlite() {
+    twilio_digit_9_routes_notifies_and_is_not_counted(false).await;
+}
+
+#[tokio::test]
+async fn twilio_digit_9_routes_notifies_and_is_not_counted_postgres() {
+    twilio_digit_9_routes_notifies_and_is_not_counted(true).await;
+}
+
+#[tokio::test]
+async fn twilio_other_digit_or_silence_hangs_up() {
+    let hook = receiver().await;
+    let extra = format!("{URGENT_ON}\n{}", notifications_to(&hook));
+    let (app, _clock, _) = spawn(false, "", &extra, wed_1030()).await.unwrap();
+    app.create_arrangement(tuesday_once(json!({}))).await;
+    let call = sid(1);
+    offered(&twilio_call(&app, &call).await);
+    for digits in ["1", "#", "*", ""] {
+        let xml = twilio_press(&app, &call, digits).await;
+        assert!(is_hangup(&xml), "{digits:?}: {xml}");
+    }
+    // Silence: Twilio carries on after the <Gather> to the <Hangup/> (checked in `offered`).
+    let entry = logged(&app, &call).await;
+    assert_eq!(entry["outcome"], "refuse");
+    assert_eq!(entry["reason"], "outside_window");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(hook.received_requests().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn twilio_no_offer_when_the_arrangement_or_the_config_says_no() {
+    // The arrangement turns it off (and the API shows it).
+    let (app, _clock, _) = spawn(false, "", URGENT_ON, wed_1030()).await.unwrap();
+    let created = app
+        .create_arrangement(tuesday_once(json!({"urgent_route": false})))
+        .await;
+    assert_eq!(created["urgent_route"], false);
+    let xml = twilio_call(&app, &sid(1)).await;
+    assert!(is_plain_refusal(&xml), "{xml}");
+    assert!(!xml.contains("press 9"));
+    let eval = evaluate(&app, wed_1030()).await;
+    assert_eq!(eval["messages"].as_array().unwrap().len(), 1);
+    app.stop().await;
+
+    // Off in the configuration (the default).
+    let (app, _clock, _) = spawn(false, "", "", wed_1030()).await.unwrap();
+    app.create_arrangement(tuesday_once(json!({}))).await;
+    let xml = twilio_call(&app, &sid(1)).await;
+    assert!(is_plain_refusal(&xml), "{xml}");
+    // A late or forged key press while the route is off only hangs up.
+    assert!(is_hangup(&twilio_press(&app, &sid(1), "9").await));
+    app.stop().await;
+
+    // A block answered with `reject` offers nothing.
+    let (app, _clock, _) = spawn(false, "", URGENT_ON, wed_1030()).await.unwrap();
+    app.create_arrangement(arrangement(CALLER, json!({"kind": "blocked"})))
+        .await;
+    let xml = twilio_call(&app, &sid(1)).await;
+    let v = verbs(&xml);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].0, "Reject");
+    assert!(evaluate(&app, wed_1030()).await["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| !m["text"].as_str().unwrap().contains("press 9")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn twilio_urgent_endpoint_checks_the_signature() {
+    let hook = receiver().await;
+    let extra = format!("{URGENT_ON}\n{}", notifications_to(&hook));
+    let (app, _clock, _) = spawn(false, "", &extra, wed_1030()).await.unwrap();
+    app.create_arrangement(tuesday_once(json!({}))).await;
+    let call = sid(1);
+    offered(&twilio_call(&app, &call).await);
+    let body = gather_body(&call, "9");
+    // No signature, a signature for another path, a signature over other fields.
+    let (status, _) = post(&app, TWILIO_URGENT, body.clone(), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = post(&app, TWILIO_URGENT, body.clone(), Some(signature(VOICE, &body))).await;
+    assert_eq!(status, 403);
+    let other = gather_body(&call, "1");
+    let (status, _) = post(&app, TWILIO_URGENT, body, Some(signature(TWILIO_URGENT, &other))).await;
+    assert_eq!(status, 403);
+    // Nothing happened.
+    assert_eq!(logged(&app, &call).await["reason"], "outside_window");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(hook.received_requests().await.unwrap().is_empty());
+    app.stop().await;
+}
