@@ -559,3 +559,277 @@ async fn twilio_urgent_endpoint_checks_the_signature() {
     assert!(hook.received_requests().await.unwrap().is_empty());
     app.stop().await;
 }
+
+// --- Vonage ------------------------------------------------------------------------------------
+
+const VONAGE_SECRET: &str = "test-vonage-signature-secret-0123456789";
+const VONAGE_APP_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+const VONAGE_KEY: &str = include_str!("../../fixtures/vonage/test-application-private-key.pem");
+const VONAGE_ANSWER: &str = "/webhooks/vonage/answer";
+const VONAGE_URGENT: &str = "/webhooks/vonage/urgent";
+const OUR_NUMBER: &str = "442079460000";
+
+fn vonage_extra(api_base: &str) -> String {
+    format!(
+        r#"
+[vonage]
+application_id = "{VONAGE_APP_ID}"
+private_key = '''
+{VONAGE_KEY}'''
+signature_secret = "{VONAGE_SECRET}"
+api_base_url = "{api_base}"
+continue_to = "sip:main-queue@pbx.example.org"
+"#
+    )
+}
+
+fn vonage_uuid(n: u32) -> String {
+    format!("{n:08x}-0000-4000-8000-000000000000")
+}
+
+fn vonage_token(payload: &[u8], iat: DateTime<Utc>, secret: &str) -> String {
+    use fairline::providers::vonage;
+    vonage::sign(
+        &vonage::WebhookClaims {
+            iat: iat.timestamp(),
+            jti: Some(uuid::Uuid::new_v4().to_string()),
+            iss: Some("Vonage".into()),
+            payload_hash: Some(vonage::payload_hash(payload)),
+            api_key: Some("abcd1234".into()),
+            application_id: Some(VONAGE_APP_ID.into()),
+            exp: None,
+        },
+        &Secret::new(secret),
+    )
+    .unwrap()
+}
+
+async fn vonage_post(app: &TestApp, path: &str, body: &Value, auth: Option<String>) -> (u16, Value) {
+    let raw = body.to_string();
+    let mut req = app
+        .client
+        .post(format!("{}{path}", app.url))
+        .header("content-type", "application/json")
+        .body(raw);
+    if let Some(a) = auth {
+        req = req.header("authorization", format!("Bearer {a}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn vonage_signed(app: &TestApp, path: &str, body: &Value, now: DateTime<Utc>) -> Value {
+    let token = vonage_token(body.to_string().as_bytes(), now, VONAGE_SECRET);
+    let (status, ncco) = vonage_post(app, path, body, Some(token)).await;
+    assert_eq!(status, 200, "{ncco}");
+    ncco
+}
+
+async fn vonage_call(app: &TestApp, n: u32, now: DateTime<Utc>) -> Value {
+    let body = json!({
+        "from": CALLER.trim_start_matches('+'),
+        "to": OUR_NUMBER,
+        "uuid": vonage_uuid(n),
+        "conversation_uuid": format!("CON-{}", vonage_uuid(n)),
+        "region_url": "https://api-eu-1.vonage.com",
+    });
+    vonage_signed(app, VONAGE_ANSWER, &body, now).await
+}
+
+fn vonage_input(n: u32, digits: &str, timed_out: bool) -> Value {
+    json!({
+        "from": CALLER.trim_start_matches('+'),
+        "to": OUR_NUMBER,
+        "uuid": vonage_uuid(n),
+        "conversation_uuid": format!("CON-{}", vonage_uuid(n)),
+        "dtmf": {"digits": digits, "timed_out": timed_out},
+        "speech": {"results": []},
+        "timestamp": "2026-12-02T10:30:05.000Z",
+    })
+}
+
+/// The talk texts (language, text) of an offer NCCO, checking the closing `input`.
+fn vonage_offered(ncco: &Value) -> Vec<(String, String)> {
+    let actions = ncco.as_array().unwrap();
+    let (last, talks) = actions.split_last().unwrap();
+    assert_eq!(
+        last,
+        &json!({
+            "action": "input",
+            "type": ["dtmf"],
+            "dtmf": {"maxDigits": 1, "timeOut": 5},
+            "eventUrl": ["https://calls.example.org/webhooks/vonage/urgent"],
+        })
+    );
+    talks
+        .iter()
+        .map(|t| {
+            assert_eq!(t["action"], "talk", "{ncco}");
+            (
+                t["language"].as_str().unwrap().to_owned(),
+                t["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn vonage_offer_is_spoken_in_english_welsh_and_both() {
+    let rest = MockServer::start().await;
+    let extra = format!("{URGENT_ON}\n{}", vonage_extra(&rest.uri()));
+    let (app, _clock, _) = spawn(false, "", &extra, wed_1030()).await.unwrap();
+    let cases = [
+        ("en", vec![("en-GB", EN_OFFER)]),
+        ("cy", vec![("cy-GB", CY_OFFER)]),
+        ("en+cy", vec![("en-GB", EN_OFFER), ("cy-GB", CY_OFFER)]),
+    ];
+    for (i, (language, offer)) in cases.iter().enumerate() {
+        let created = app
+            .create_arrangement(tuesday_once(
+                json!({"language": language, "starts_at": wed_1030().to_rfc3339()}),
+            ))
+            .await;
+        let said = vonage_offered(&vonage_call(&app, i as u32 + 1, wed_1030()).await);
+        assert_eq!(said.len(), offer.len() * 2, "{said:?}");
+        let tail: Vec<(&str, &str)> = said[offer.len()..]
+            .iter()
+            .map(|(l, t)| (l.as_str(), t.as_str()))
+            .collect();
+        assert_eq!(&tail, offer);
+        let id = created["id"].as_str().unwrap();
+        let resp = app
+            .manager(
+                reqwest::Method::POST,
+                &format!("/api/v1/arrangements/{id}/revoke"),
+            )
+            .json(&json!({"reason": "next case"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    app.stop().await;
+}
+
+async fn vonage_digit_9_routes_notifies_and_is_not_counted(pg: bool) {
+    let rest = MockServer::start().await;
+    let hook = receiver().await;
+    let extra = format!(
+        "{URGENT_ON}\n{}\n{}",
+        vonage_extra(&rest.uri()),
+        notifications_to(&hook)
+    );
+    let Some((app, clock, schema)) = spawn(
+        pg,
+        "vonage_digit_9_routes_notifies_and_is_not_counted",
+        &extra,
+        wed_1030(),
+    )
+    .await
+    else {
+        return;
+    };
+    app.create_arrangement(tuesday_once(json!({}))).await;
+    let said = vonage_offered(&vonage_call(&app, 1, wed_1030()).await);
+    assert_eq!(said.last().unwrap().1, EN_OFFER);
+    let call = vonage_uuid(1);
+    wait_live_reason(&app, Provider::Vonage, &call, "outside_window").await;
+
+    let ncco = vonage_signed(&app, VONAGE_URGENT, &vonage_input(1, "9", false), wed_1030()).await;
+    assert_eq!(
+        ncco,
+        json!([{
+            "action": "connect",
+            "from": OUR_NUMBER,
+            "endpoint": [{"type": "phone", "number": "447700900999"}],
+            "timeout": 30,
+            "eventType": "synchronous",
+            "eventUrl": ["https://calls.example.org/webhooks/vonage/event"],
+        }])
+    );
+    let entry = logged(&app, &call).await;
+    assert_eq!(entry["outcome"], "route", "{entry}");
+    assert_eq!(entry["reason"], "urgent_route", "{entry}");
+    wait_live_reason(&app, Provider::Vonage, &call, "urgent_route").await;
+    let got = wait_for_requests(&hook, 1).await;
+    assert_eq!(got.len(), 1);
+    urgent_notification(&got[0], "vonage", &call, "+447700900999");
+
+    // Not counted: Tuesday's first call is admitted, the second refused for the allowance.
+    clock.set(tue_1030());
+    let ncco = vonage_call(&app, 2, tue_1030()).await;
+    assert_eq!(ncco[0]["action"], "connect", "{ncco}");
+    let said = vonage_offered(&vonage_call(&app, 3, tue_1030()).await);
+    assert_eq!(said.last().unwrap().1, EN_OFFER);
+    assert_eq!(logged(&app, &vonage_uuid(3)).await["reason"], "allowance_used");
+    finish(app, schema).await;
+}
+
+#[tokio::test]
+async fn vonage_digit_9_routes_notifies_and_is_not_counted_sqlite() {
+    vonage_digit_9_routes_notifies_and_is_not_counted(false).await;
+}
+
+#[tokio::test]
+async fn vonage_digit_9_routes_notifies_and_is_not_counted_postgres() {
+    vonage_digit_9_routes_notifies_and_is_not_counted(true).await;
+}
+
+#[tokio::test]
+async fn vonage_other_digit_timeout_opt_out_and_signatures() {
+    let rest = MockServer::start().await;
+    let hook = receiver().await;
+    let extra = format!(
+        "{URGENT_ON}\n{}\n{}",
+        vonage_extra(&rest.uri()),
+        notifications_to(&hook)
+    );
+    let (app, _clock, _) = spawn(false, "", &extra, wed_1030()).await.unwrap();
+    let created = app.create_arrangement(tuesday_once(json!({}))).await;
+    vonage_offered(&vonage_call(&app, 1, wed_1030()).await);
+    // Another key, or the 5 s running out: `[]` ends the call.
+    for (digits, timed_out) in [("1", false), ("#", false), ("", true)] {
+        let ncco =
+            vonage_signed(&app, VONAGE_URGENT, &vonage_input(1, digits, timed_out), wed_1030())
+                .await;
+        assert_eq!(ncco, json!([]), "{digits:?}");
+    }
+    // Signatures: none, the wrong secret, a body that is not the one signed → 401.
+    let body = vonage_input(1, "9", false);
+    let (status, _) = vonage_post(&app, VONAGE_URGENT, &body, None).await;
+    assert_eq!(status, 401);
+    let wrong = vonage_token(body.to_string().as_bytes(), wed_1030(), "another-secret-0123456789");
+    let (status, _) = vonage_post(&app, VONAGE_URGENT, &body, Some(wrong)).await;
+    assert_eq!(status, 401);
+    let other = vonage_token(
+        vonage_input(1, "1", false).to_string().as_bytes(),
+        wed_1030(),
+        VONAGE_SECRET,
+    );
+    let (status, _) = vonage_post(&app, VONAGE_URGENT, &body, Some(other)).await;
+    assert_eq!(status, 401);
+    let entry = logged(&app, &vonage_uuid(1)).await;
+    assert_eq!(entry["reason"], "outside_window");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(hook.received_requests().await.unwrap().is_empty());
+
+    // `urgent_route: false` on the arrangement: only the refusal's talk.
+    let id = created["id"].as_str().unwrap();
+    let resp = app
+        .manager(reqwest::Method::PUT, &format!("/api/v1/arrangements/{id}"))
+        .header("if-match", format!("\"{}\"", created["version"]))
+        .json(&tuesday_once(json!({"urgent_route": false})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let updated: Value = resp.json().await.unwrap();
+    assert_eq!(updated["urgent_route"], false);
+    let ncco = vonage_call(&app, 2, wed_1030()).await;
+    let actions = ncco.as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{ncco}");
+    assert_eq!(actions[0]["action"], "talk");
+    app.stop().await;
+}
