@@ -20,11 +20,11 @@ pub mod urgent;
 mod urgent_sql;
 
 pub use console::{ConsoleSession, ConsoleStore, LiveCall, PendingLogin};
-pub use urgent::UrgentStore;
 pub use terminations::{
     Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
     TerminationStore,
 };
+pub use urgent::UrgentStore;
 
 use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};
 use crate::engine::Decision;
@@ -266,7 +266,10 @@ pub trait CallLog: Send + Sync + 'static {
 }
 
 /// Everything the service needs from storage.
-pub trait Store: ArrangementStore + CallLog + TerminationStore + ConsoleStore + UrgentStore {}
+pub trait Store:
+    ArrangementStore + CallLog + TerminationStore + ConsoleStore + UrgentStore
+{
+}
 impl<T: ArrangementStore + CallLog + TerminationStore + ConsoleStore + UrgentStore> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;

@@ -21,13 +21,13 @@ use crate::domain::{
     Arrangement, CallId, CallerId, Language, LanguageSetting, Provider, TerminationId,
 };
 use crate::engine::{Decision, Outcome, Reason};
+use crate::messages::{MessageKey, SpokenMessage};
 use crate::providers::caller_number;
+use crate::providers::CallAction;
+use crate::state::{App, AppState};
 use crate::store::NewNotification;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use crate::messages::{MessageKey, SpokenMessage};
-use crate::providers::CallAction;
-use crate::state::{App, AppState};
 
 /// How long the platform listens for the key, in seconds.
 pub const LISTEN_SECONDS: u32 = 5;
@@ -61,7 +61,9 @@ impl App {
         }
         let mut offer = self.render(MessageKey::UrgentOffer, arrangement, language, None);
         for m in &mut offer {
-            m.text = m.text.replace("{digit}", &digit_words(m.language, urgent.digit));
+            m.text = m
+                .text
+                .replace("{digit}", &digit_words(m.language, urgent.digit));
         }
         Some(offer)
     }
@@ -122,12 +124,7 @@ pub async fn route(
         .live_calls
         .decided(provider, call_id, caller, &routed, started);
     let arrangement_id = routed.arrangement_id.clone();
-    match tokio::time::timeout(
-        budget,
-        state.store.record_urgent_route(provider, call_id),
-    )
-    .await
-    {
+    match tokio::time::timeout(budget, state.store.record_urgent_route(provider, call_id)).await {
         Ok(Ok(logged)) => tracing::warn!(
             provider = provider.as_str(),
             call_id = %call_id,
@@ -212,9 +209,9 @@ async fn notify(state: &AppState, budget: std::time::Duration, note: UrgentNotif
             error = %e,
             "urgent route: could not queue the call.urgent_route notification"
         ),
-        Err(_) => tracing::error!(
-            "urgent route: queueing the call.urgent_route notification timed out"
-        ),
+        Err(_) => {
+            tracing::error!("urgent route: queueing the call.urgent_route notification timed out")
+        }
     }
 }
 

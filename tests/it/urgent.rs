@@ -10,12 +10,12 @@ use fairline::clock::ManualClock;
 use fairline::config::Secret;
 use fairline::domain::{CallId, Provider};
 use fairline::providers::twilio;
-use fairline::state::Overrides;
+use fairline::state::{AppState, Overrides};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::app::{arrangement, TestApp, TWILIO_TOKEN};
+use crate::app::{arrangement, test_toml, TestApp, TWILIO_TOKEN};
 use crate::support;
 
 pub const CALLER: &str = "+442920123456";
@@ -73,6 +73,17 @@ pub async fn spawn(
     extra: &str,
     at: DateTime<Utc>,
 ) -> Option<(TestApp, Arc<ManualClock>, Option<(String, String)>)> {
+    spawn_env(pg, test, extra, &[], at).await
+}
+
+/// [`spawn`] with environment-variable overrides of the configuration.
+pub async fn spawn_env(
+    pg: bool,
+    test: &str,
+    extra: &str,
+    env: &[(String, String)],
+    at: DateTime<Utc>,
+) -> Option<(TestApp, Arc<ManualClock>, Option<(String, String)>)> {
     let clock = Arc::new(ManualClock::new(at));
     let overrides = Overrides {
         clock: Some(clock.clone()),
@@ -80,10 +91,22 @@ pub async fn spawn(
     };
     if pg {
         let (url, schema) = support::pg_schema(test)?;
-        let app = TestApp::spawn_pg(&url, &schema, extra, overrides).await?;
-        Some((app, clock, Some((url, schema))))
+        let store = fairline::store::postgres::PgStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap();
+        let config = fairline::config::from_sources(&test_toml(&url, extra), env).unwrap();
+        let state = AppState::with_store(config, Arc::new(store), overrides).unwrap();
+        Some((
+            TestApp::start(state, None).await,
+            clock,
+            Some((url, schema)),
+        ))
     } else {
-        Some((TestApp::spawn_with(extra, overrides).await, clock, None))
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let url = format!("sqlite://{}", dir.path().join("fairline.db").display());
+        let config = fairline::config::from_sources(&test_toml(&url, extra), env).unwrap();
+        let state = AppState::build(config, overrides).await.unwrap();
+        Some((TestApp::start(state, Some(dir)).await, clock, None))
     }
 }
 
@@ -169,7 +192,11 @@ pub fn urgent_notification(req: &Request, provider: &str, call_id: &str, target:
         "call.urgent_route"
     );
     assert_eq!(
-        req.headers.get("idempotency-key").unwrap().to_str().unwrap(),
+        req.headers
+            .get("idempotency-key")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         body["id"].as_str().unwrap()
     );
     assert_eq!(body["call"]["provider"], provider);
@@ -282,7 +309,11 @@ async fn twilio_press(app: &TestApp, call_sid: &str, digits: &str) -> String {
 }
 
 /// `(verb, attributes, children (name, attrs, text))` of each top-level verb.
-type Verbs = Vec<(String, Vec<(String, String)>, Vec<(String, Vec<(String, String)>, String)>)>;
+type Verbs = Vec<(
+    String,
+    Vec<(String, String)>,
+    Vec<(String, Vec<(String, String)>, String)>,
+)>;
 
 fn verbs(xml: &str) -> Verbs {
     let doc = roxmltree::Document::parse(xml).unwrap();
@@ -442,7 +473,10 @@ async fn twilio_digit_9_routes_notifies_and_is_not_counted(pg: bool) {
     );
     assert_eq!(attr(attrs, "timeLimit"), None);
     assert_eq!(nouns.len(), 1);
-    assert_eq!((nouns[0].0.as_str(), nouns[0].2.as_str()), ("Client", "duty-manager"));
+    assert_eq!(
+        (nouns[0].0.as_str(), nouns[0].2.as_str()),
+        ("Client", "duty-manager")
+    );
 
     // Logged as an urgent route, not counted; live calls say so; the receiver is told.
     let entry = logged(&app, &call).await;
@@ -548,10 +582,22 @@ async fn twilio_urgent_endpoint_checks_the_signature() {
     // No signature, a signature for another path, a signature over other fields.
     let (status, _) = post(&app, TWILIO_URGENT, body.clone(), None).await;
     assert_eq!(status, 403);
-    let (status, _) = post(&app, TWILIO_URGENT, body.clone(), Some(signature(VOICE, &body))).await;
+    let (status, _) = post(
+        &app,
+        TWILIO_URGENT,
+        body.clone(),
+        Some(signature(VOICE, &body)),
+    )
+    .await;
     assert_eq!(status, 403);
     let other = gather_body(&call, "1");
-    let (status, _) = post(&app, TWILIO_URGENT, body, Some(signature(TWILIO_URGENT, &other))).await;
+    let (status, _) = post(
+        &app,
+        TWILIO_URGENT,
+        body,
+        Some(signature(TWILIO_URGENT, &other)),
+    )
+    .await;
     assert_eq!(status, 403);
     // Nothing happened.
     assert_eq!(logged(&app, &call).await["reason"], "outside_window");
@@ -604,7 +650,12 @@ fn vonage_token(payload: &[u8], iat: DateTime<Utc>, secret: &str) -> String {
     .unwrap()
 }
 
-async fn vonage_post(app: &TestApp, path: &str, body: &Value, auth: Option<String>) -> (u16, Value) {
+async fn vonage_post(
+    app: &TestApp,
+    path: &str,
+    body: &Value,
+    auth: Option<String>,
+) -> (u16, Value) {
     let raw = body.to_string();
     let mut req = app
         .client
@@ -737,7 +788,13 @@ async fn vonage_digit_9_routes_notifies_and_is_not_counted(pg: bool) {
     let call = vonage_uuid(1);
     wait_live_reason(&app, Provider::Vonage, &call, "outside_window").await;
 
-    let ncco = vonage_signed(&app, VONAGE_URGENT, &vonage_input(1, "9", false), wed_1030()).await;
+    let ncco = vonage_signed(
+        &app,
+        VONAGE_URGENT,
+        &vonage_input(1, "9", false),
+        wed_1030(),
+    )
+    .await;
     assert_eq!(
         ncco,
         json!([{
@@ -763,7 +820,10 @@ async fn vonage_digit_9_routes_notifies_and_is_not_counted(pg: bool) {
     assert_eq!(ncco[0]["action"], "connect", "{ncco}");
     let said = vonage_offered(&vonage_call(&app, 3, tue_1030()).await);
     assert_eq!(said.last().unwrap().1, EN_OFFER);
-    assert_eq!(logged(&app, &vonage_uuid(3)).await["reason"], "allowance_used");
+    assert_eq!(
+        logged(&app, &vonage_uuid(3)).await["reason"],
+        "allowance_used"
+    );
     finish(app, schema).await;
 }
 
@@ -791,16 +851,24 @@ async fn vonage_other_digit_timeout_opt_out_and_signatures() {
     vonage_offered(&vonage_call(&app, 1, wed_1030()).await);
     // Another key, or the 5 s running out: `[]` ends the call.
     for (digits, timed_out) in [("1", false), ("#", false), ("", true)] {
-        let ncco =
-            vonage_signed(&app, VONAGE_URGENT, &vonage_input(1, digits, timed_out), wed_1030())
-                .await;
+        let ncco = vonage_signed(
+            &app,
+            VONAGE_URGENT,
+            &vonage_input(1, digits, timed_out),
+            wed_1030(),
+        )
+        .await;
         assert_eq!(ncco, json!([]), "{digits:?}");
     }
     // Signatures: none, the wrong secret, a body that is not the one signed → 401.
     let body = vonage_input(1, "9", false);
     let (status, _) = vonage_post(&app, VONAGE_URGENT, &body, None).await;
     assert_eq!(status, 401);
-    let wrong = vonage_token(body.to_string().as_bytes(), wed_1030(), "another-secret-0123456789");
+    let wrong = vonage_token(
+        body.to_string().as_bytes(),
+        wed_1030(),
+        "another-secret-0123456789",
+    );
     let (status, _) = vonage_post(&app, VONAGE_URGENT, &body, Some(wrong)).await;
     assert_eq!(status, 401);
     let other = vonage_token(
@@ -832,4 +900,377 @@ async fn vonage_other_digit_timeout_opt_out_and_signatures() {
     assert_eq!(actions.len(), 1, "{ncco}");
     assert_eq!(actions[0]["action"], "talk");
     app.stop().await;
+}
+
+// --- Telnyx ------------------------------------------------------------------------------------
+
+struct Telnyx {
+    app: TestApp,
+    clock: Arc<ManualClock>,
+    rest: MockServer,
+    key: ed25519_dalek::SigningKey,
+    schema: Option<(String, String)>,
+}
+
+impl Telnyx {
+    async fn start(pg: bool, test: &str, extra: &str) -> Option<Telnyx> {
+        use base64::Engine;
+        let rest = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"data": {"result": "ok"}})),
+            )
+            .mount(&rest)
+            .await;
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let public =
+            base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
+        let env = [
+            ("FAIRLINE_TELNYX__API_BASE_URL".to_owned(), rest.uri()),
+            (
+                "FAIRLINE_TELNYX__VERIFY_SIGNATURES".to_owned(),
+                "true".to_owned(),
+            ),
+            ("FAIRLINE_TELNYX__PUBLIC_KEY".to_owned(), public),
+            ("FAIRLINE_TELNYX__API_KEY".to_owned(), "KEYtest".to_owned()),
+        ];
+        let (app, clock, schema) = spawn_env(pg, test, extra, &env, wed_1030()).await?;
+        Some(Telnyx {
+            app,
+            clock,
+            rest,
+            key,
+            schema,
+        })
+    }
+
+    fn signed(&self, body: &str) -> (String, String) {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        use fairline::clock::Clock;
+        let ts = self.clock.now().timestamp().to_string();
+        let sig = base64::engine::general_purpose::STANDARD
+            .encode(self.key.sign(format!("{ts}|{body}").as_bytes()).to_bytes());
+        (ts, sig)
+    }
+
+    async fn post_with(&self, body: &str, ts: &str, sig: &str) -> u16 {
+        self.app
+            .client
+            .post(format!("{}/webhooks/telnyx", self.app.url))
+            .header("content-type", "application/json")
+            .header("telnyx-signature-ed25519", sig)
+            .header("telnyx-timestamp", ts)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn post(&self, body: &str) {
+        let (ts, sig) = self.signed(body);
+        assert_eq!(self.post_with(body, &ts, &sig).await, 200);
+    }
+
+    /// The commands sent so far (action, body).
+    async fn commands(&self) -> Vec<(String, Value)> {
+        self.rest
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path().contains("/actions/"))
+            .map(|r| {
+                (
+                    r.url.path().rsplit('/').next().unwrap().to_owned(),
+                    serde_json::from_slice(&r.body).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    async fn wait_commands(&self, n: usize) -> Vec<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.commands().await;
+            if got.len() >= n {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return self.commands().await;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} commands, got {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Drive a refused call up to the gather: returns every text spoken (voice language,
+    /// text), the last one being the gathered one, and the gather command's body.
+    async fn refuse_to_gather(&self, call: &str) -> (Vec<(String, String)>, Value) {
+        let before = self.commands().await.len();
+        self.post(&telnyx_event(
+            "call.initiated",
+            &format!("{call}-init"),
+            json!({"call_control_id": call, "direction": "incoming", "from": CALLER,
+                   "to": "+442079460000", "state": "parked"}),
+        ))
+        .await;
+        let cmds = self.wait_commands(before + 1).await;
+        let (action, body) = cmds.last().unwrap().clone();
+        assert_eq!(action, "answer", "{cmds:?}");
+        let mut state = body["client_state"].as_str().unwrap().to_owned();
+        self.post(&telnyx_event(
+            "call.answered",
+            &format!("{call}-answered"),
+            json!({"call_control_id": call, "client_state": state}),
+        ))
+        .await;
+        let mut said = Vec::new();
+        for step in 0..10 {
+            let cmds = self.wait_commands(before + 2 + step).await;
+            let (action, body) = cmds.last().unwrap().clone();
+            said.push((
+                body["language"].as_str().unwrap().to_owned(),
+                body["payload"].as_str().unwrap().to_owned(),
+            ));
+            match action.as_str() {
+                "gather_using_speak" => return (said, body),
+                "speak" => {
+                    state = body["client_state"].as_str().unwrap().to_owned();
+                    self.post(&telnyx_event(
+                        "call.speak.ended",
+                        &format!("{call}-spoken-{step}"),
+                        json!({"call_control_id": call, "client_state": state,
+                               "status": "completed"}),
+                    ))
+                    .await;
+                }
+                other => panic!("unexpected {other}: {cmds:?}"),
+            }
+        }
+        panic!("no gather")
+    }
+
+    async fn gather_ended(&self, call: &str, gather: &Value, digits: &str, status: &str) {
+        self.post(&telnyx_event(
+            "call.gather.ended",
+            &format!("{call}-gathered-{digits}-{status}"),
+            json!({"call_control_id": call, "client_state": gather["client_state"],
+                   "digits": digits, "status": status}),
+        ))
+        .await;
+    }
+}
+
+fn telnyx_event(event_type: &str, id: &str, payload: Value) -> String {
+    json!({
+        "data": {"record_type": "event", "event_type": event_type, "id": id,
+                 "occurred_at": "2026-12-02T10:30:00.000000Z", "payload": payload},
+        "meta": {"attempt": 1, "delivered_to": "https://calls.example.org/webhooks/telnyx"}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn telnyx_offer_is_spoken_in_english_welsh_and_both() {
+    let t = Telnyx::start(false, "", URGENT_ON).await.unwrap();
+    let cases = [
+        ("en", vec![("en-GB", EN_OFFER)]),
+        ("cy", vec![("cy-GB", CY_OFFER)]),
+        ("cy+en", vec![("cy-GB", CY_OFFER), ("en-GB", EN_OFFER)]),
+    ];
+    for (i, (language, offer)) in cases.iter().enumerate() {
+        let created = t
+            .app
+            .create_arrangement(tuesday_once(
+                json!({"language": language, "starts_at": wed_1030().to_rfc3339()}),
+            ))
+            .await;
+        let call = format!("v3:offer-{i}");
+        let (said, gather) = t.refuse_to_gather(&call).await;
+        assert_eq!(said.len(), offer.len() * 2, "{said:?}");
+        let tail: Vec<(&str, &str)> = said[offer.len()..]
+            .iter()
+            .map(|(l, x)| (l.as_str(), x.as_str()))
+            .collect();
+        assert_eq!(&tail, offer);
+        assert_eq!(gather["valid_digits"], "9");
+        assert_eq!(gather["maximum_digits"], 1);
+        assert_eq!(gather["timeout_millis"], 5000);
+        let voice = if offer.last().unwrap().0 == "cy-GB" {
+            "AWS.Polly.Gwyneth"
+        } else {
+            "AWS.Polly.Amy"
+        };
+        assert_eq!(gather["voice"], voice);
+        let id = created["id"].as_str().unwrap();
+        let resp = t
+            .app
+            .manager(
+                reqwest::Method::POST,
+                &format!("/api/v1/arrangements/{id}/revoke"),
+            )
+            .json(&json!({"reason": "next case"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    t.app.stop().await;
+}
+
+async fn telnyx_digit_9_routes_notifies_and_is_not_counted(pg: bool) {
+    let hook = receiver().await;
+    let extra = format!("{URGENT_ON}\n{}", notifications_to(&hook));
+    let Some(t) = Telnyx::start(
+        pg,
+        "telnyx_digit_9_routes_notifies_and_is_not_counted",
+        &extra,
+    )
+    .await
+    else {
+        return;
+    };
+    t.app.create_arrangement(tuesday_once(json!({}))).await;
+    let call = "v3:urgent-1";
+    let (said, gather) = t.refuse_to_gather(call).await;
+    assert_eq!(said.last().unwrap().1, EN_OFFER);
+    wait_live_reason(&t.app, Provider::Telnyx, call, "outside_window").await;
+
+    let before = t.commands().await.len();
+    t.gather_ended(call, &gather, "9", "valid").await;
+    let cmds = t.wait_commands(before + 1).await;
+    let (action, body) = cmds.last().unwrap();
+    assert_eq!(action, "transfer");
+    assert_eq!(body["to"], "sip:duty@pbx.example.org");
+    let entry = logged(&t.app, call).await;
+    assert_eq!(entry["outcome"], "route", "{entry}");
+    assert_eq!(entry["reason"], "urgent_route", "{entry}");
+    wait_live_reason(&t.app, Provider::Telnyx, call, "urgent_route").await;
+    let got = wait_for_requests(&hook, 1).await;
+    assert_eq!(got.len(), 1);
+    urgent_notification(&got[0], "telnyx", call, "sip:duty@pbx.example.org");
+
+    // Not counted: Tuesday's first call is transferred into the normal flow, the second refused.
+    t.clock.set(tue_1030());
+    let before = t.commands().await.len();
+    t.post(&telnyx_event(
+        "call.initiated",
+        "normal-init",
+        json!({"call_control_id": "v3:normal", "direction": "incoming", "from": CALLER,
+               "to": "+442079460000", "state": "parked"}),
+    ))
+    .await;
+    let cmds = t.wait_commands(before + 1).await;
+    assert_eq!(cmds.last().unwrap().0, "transfer");
+    assert_eq!(
+        cmds.last().unwrap().1["to"],
+        "sip:main-queue@pbx.example.org"
+    );
+    let (said, _) = t.refuse_to_gather("v3:again").await;
+    assert_eq!(said.last().unwrap().1, EN_OFFER);
+    assert_eq!(logged(&t.app, "v3:again").await["reason"], "allowance_used");
+    t.app.stop().await;
+    if let Some((url, schema)) = t.schema {
+        let _ = fairline::store::postgres::PgStore::drop_schema(&url, &schema).await;
+    }
+}
+
+#[tokio::test]
+async fn telnyx_digit_9_routes_notifies_and_is_not_counted_sqlite() {
+    telnyx_digit_9_routes_notifies_and_is_not_counted(false).await;
+}
+
+#[tokio::test]
+async fn telnyx_digit_9_routes_notifies_and_is_not_counted_postgres() {
+    telnyx_digit_9_routes_notifies_and_is_not_counted(true).await;
+}
+
+#[tokio::test]
+async fn telnyx_other_digit_timeout_opt_out_and_signatures() {
+    let hook = receiver().await;
+    let extra = format!("{URGENT_ON}\n{}", notifications_to(&hook));
+    let t = Telnyx::start(false, "", &extra).await.unwrap();
+    let created = t.app.create_arrangement(tuesday_once(json!({}))).await;
+
+    // A gather.ended with a bad signature: 403, nothing sent.
+    let (_, gather) = t.refuse_to_gather("v3:sig").await;
+    let before = t.commands().await.len();
+    let body = telnyx_event(
+        "call.gather.ended",
+        "forged",
+        json!({"call_control_id": "v3:sig", "client_state": gather["client_state"],
+               "digits": "9", "status": "valid"}),
+    );
+    let (ts, _) = t.signed(&body);
+    let (_, other_sig) = t.signed("something else");
+    assert_eq!(t.post_with(&body, &ts, &other_sig).await, 403);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(t.commands().await.len(), before);
+    assert_eq!(logged(&t.app, "v3:sig").await["reason"], "outside_window");
+
+    // Another key, or the time running out: hangup.
+    for (n, (digits, status)) in [("1", "invalid"), ("", "timeout")].iter().enumerate() {
+        let call = format!("v3:no-{n}");
+        let (_, gather) = t.refuse_to_gather(&call).await;
+        let before = t.commands().await.len();
+        t.gather_ended(&call, &gather, digits, status).await;
+        let cmds = t.wait_commands(before + 1).await;
+        assert_eq!(cmds.last().unwrap().0, "hangup", "{digits:?} {status}");
+        assert_eq!(logged(&t.app, &call).await["reason"], "outside_window");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(hook.received_requests().await.unwrap().is_empty());
+
+    // `urgent_route: false`: the plain refusal (speak, then hangup), no gather.
+    let id = created["id"].as_str().unwrap();
+    let resp = t
+        .app
+        .manager(reqwest::Method::PUT, &format!("/api/v1/arrangements/{id}"))
+        .header("if-match", format!("\"{}\"", created["version"]))
+        .json(&tuesday_once(json!({"urgent_route": false})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let before = t.commands().await.len();
+    t.post(&telnyx_event(
+        "call.initiated",
+        "plain-init",
+        json!({"call_control_id": "v3:plain", "direction": "incoming", "from": CALLER,
+               "to": "+442079460000", "state": "parked"}),
+    ))
+    .await;
+    let cmds = t.wait_commands(before + 1).await;
+    let state = cmds.last().unwrap().1["client_state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.post(&telnyx_event(
+        "call.answered",
+        "plain-answered",
+        json!({"call_control_id": "v3:plain", "client_state": state}),
+    ))
+    .await;
+    let cmds = t.wait_commands(before + 2).await;
+    assert_eq!(cmds.last().unwrap().0, "speak");
+    let state = cmds.last().unwrap().1["client_state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.post(&telnyx_event(
+        "call.speak.ended",
+        "plain-spoken",
+        json!({"call_control_id": "v3:plain", "client_state": state, "status": "completed"}),
+    ))
+    .await;
+    let cmds = t.wait_commands(before + 3).await;
+    assert_eq!(cmds.last().unwrap().0, "hangup");
+    assert!(cmds[before..]
+        .iter()
+        .all(|(a, _)| a != "gather_using_speak"));
+    t.app.stop().await;
 }

@@ -31,7 +31,11 @@ pub fn render_decision(state: &AppState, decision: &CallDecision) -> String {
         (CallAction::Refuse { messages }, Some(offer)) => {
             render_offer(messages, offer, &state.config.server.public_url)
         }
-        (action, _) => twiml::render(action, &state.config.twilio, &state.config.server.public_url),
+        (action, _) => twiml::render(
+            action,
+            &state.config.twilio,
+            &state.config.server.public_url,
+        ),
     }
 }
 

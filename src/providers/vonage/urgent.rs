@@ -47,8 +47,7 @@ pub fn render_offer(
     offer: &[crate::messages::SpokenMessage],
     public_url: &str,
 ) -> Value {
-    let all: Vec<crate::messages::SpokenMessage> =
-        messages.iter().chain(offer).cloned().collect();
+    let all: Vec<crate::messages::SpokenMessage> = messages.iter().chain(offer).cloned().collect();
     let mut actions = match ncco::render_talk(&all) {
         Value::Array(a) => a,
         _ => Vec::new(),
