@@ -72,6 +72,7 @@ async fn build_store(path: &std::path::Path, count: u64) -> SharedStore {
         created_at: Utc::now(),
         updated_at: Utc::now(),
         version: 1,
+        urgent_route: true,
     };
     let created = store.create_arrangement(&template, "bench").await.unwrap();
     store.close().await;

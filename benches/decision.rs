@@ -72,6 +72,7 @@ fn arrangement() -> Arrangement {
         created_at: at("2026-01-01T00:00:00Z"),
         updated_at: at("2026-01-01T00:00:00Z"),
         version: 1,
+        urgent_route: true,
     }
 }
 
