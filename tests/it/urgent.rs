@@ -1274,3 +1274,101 @@ async fn telnyx_other_digit_timeout_opt_out_and_signatures() {
         .all(|(a, _)| a != "gather_using_speak"));
     t.app.stop().await;
 }
+
+#[tokio::test]
+async fn another_digit_and_overridden_texts() {
+    let extra = r##"
+[decision.urgent]
+digit = "#"
+twilio = "+447700900999"
+telnyx = "+447700900999"
+
+[messages.cy]
+urgent_offer = "Os oes angen help ar frys, pwyswch {digit} i siarad â {organisation}."
+"##;
+    let (app, _clock, _) = spawn(false, "", extra, wed_1030()).await.unwrap();
+    app.create_arrangement(tuesday_once(json!({"language": "en+cy"})))
+        .await;
+    let eval = evaluate(&app, wed_1030()).await;
+    let said = texts(&eval["messages"]);
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert_eq!(
+        said[2],
+        (
+            "en".to_owned(),
+            "If someone is at risk of harm, press the hash key now to speak to the duty manager."
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        said[3],
+        (
+            "cy".to_owned(),
+            "Os oes angen help ar frys, pwyswch y botwm hash i siarad â Test Ombudsman.".to_owned()
+        )
+    );
+    // The same texts are spoken, and "#" is the key that routes.
+    let call = sid(1);
+    let spoken = offered(&twilio_call(&app, &call).await);
+    assert_eq!(spoken.len(), 4);
+    assert_eq!(spoken[3].1, said[3].1);
+    assert!(is_hangup(&twilio_press(&app, &call, "9").await));
+    let xml = twilio_press(&app, &call, "#").await;
+    let v = verbs(&xml);
+    assert_eq!(v[0].0, "Dial", "{xml}");
+    assert_eq!(v[0].2[0].0, "Number");
+    assert_eq!(v[0].2[0].2, "+447700900999");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn check_config_names_missing_and_bad_urgent_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("f.db").display());
+    let toml = test_toml(
+        &url,
+        "[decision.urgent]\nenabled = true\ndigit = \"10\"\ntwilio = \"alice\"\n",
+    );
+    let problems = match fairline::config::from_sources(&toml, &[]) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.problems(),
+    };
+    let text = problems.join("\n");
+    assert!(text.contains("decision.urgent.digit"), "{text}");
+    assert!(text.contains("decision.urgent.twilio"), "{text}");
+    // Telnyx is on in the test configuration, so its target is required; Vonage is off.
+    assert!(text.contains("decision.urgent.telnyx"), "{text}");
+    assert!(!text.contains("decision.urgent.vonage"), "{text}");
+}
+
+#[tokio::test]
+async fn the_console_says_it_in_plain_words() {
+    use fairline::console::words;
+    use fairline::engine::{Outcome, Reason};
+    let (app, _clock, _) = spawn(false, "", URGENT_ON, wed_1030()).await.unwrap();
+    let on = app.create_arrangement(tuesday_once(json!({}))).await;
+    let id = fairline::domain::ArrangementId::parse(on["id"].as_str().unwrap()).unwrap();
+    let a = app.state.store.get_arrangement(&id).await.unwrap().unwrap();
+    assert!(a.urgent_route);
+    let cfg = &app.state.config;
+    assert!(
+        words::arrangement_rules(cfg, &a)
+            .ends_with("A refused caller is offered the safeguarding route to the duty manager."),
+        "{}",
+        words::arrangement_rules(cfg, &a)
+    );
+    let mut off = a.clone();
+    off.urgent_route = false;
+    assert!(words::arrangement_rules(cfg, &off)
+        .ends_with("A refused caller is not offered the safeguarding route."));
+    assert_eq!(
+        words::decision(cfg, Outcome::Route, Reason::UrgentRoute, None),
+        "Put through to the duty manager: the caller pressed the safeguarding key after a refusal"
+    );
+    app.stop().await;
+
+    // With the route switched off nothing is said about it.
+    let (app, _clock, _) = spawn(false, "", "", wed_1030()).await.unwrap();
+    assert!(!words::arrangement_rules(&app.state.config, &a).contains("safeguarding"));
+    app.stop().await;
+}
