@@ -895,6 +895,48 @@ async fn vonage_other_digit_timeout_opt_out_and_signatures() {
     assert_eq!(resp.status(), 200);
     let updated: Value = resp.json().await.unwrap();
     assert_eq!(updated["urgent_route"], false);
+    // History keeps both versions of the field; GET shows the current one.
+    let history: Value = app
+        .manager(
+            reqwest::Method::GET,
+            &format!("/api/v1/arrangements/{id}/history"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let versions: Vec<&Value> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["arrangement"]["urgent_route"])
+        .collect();
+    assert_eq!(versions.len(), 2, "{history}");
+    assert!(versions.contains(&&json!(true)) && versions.contains(&&json!(false)));
+    let got: Value = app
+        .manager(reqwest::Method::GET, &format!("/api/v1/arrangements/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["urgent_route"], false);
+    // A value that is not true/false is a validation problem on the field.
+    let resp = app
+        .manager(reqwest::Method::POST, "/api/v1/arrangements")
+        .json(&arrangement(
+            "+442920999999",
+            json!({"allowance": {"count": 1, "per": "day"}, "urgent_route": "no"}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "urgent_route", "{problem}");
     let ncco = vonage_call(&app, 2, wed_1030()).await;
     let actions = ncco.as_array().unwrap();
     assert_eq!(actions.len(), 1, "{ncco}");
