@@ -74,6 +74,7 @@ async fn build_store(path: &std::path::Path, count: u64) -> SharedStore {
         version: 1,
         customer_explanation: None,
         open_appeals: 0,
+        urgent_route: true,
     };
     let created = store.create_arrangement(&template, "bench").await.unwrap();
     store.close().await;

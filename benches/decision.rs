@@ -74,6 +74,7 @@ fn arrangement() -> Arrangement {
         version: 1,
         customer_explanation: None,
         open_appeals: 0,
+        urgent_route: true,
     }
 }
 

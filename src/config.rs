@@ -174,6 +174,8 @@ pub enum LookupFailurePolicy {
 pub struct DecisionConfig {
     pub lookup_timeout: Duration,
     pub on_lookup_failure: LookupFailurePolicy,
+    /// `[decision.urgent]`: the safeguarding route (src/urgent/config.rs).
+    pub urgent: crate::urgent::UrgentConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -387,6 +389,9 @@ impl Config {
                 LookupFailurePolicy::Refuse => "refuse".into(),
             },
         );
+        for (key, value) in self.decision.urgent.summary() {
+            line(&key, value);
+        }
         line("cache.ttl_seconds", self.cache.ttl.as_secs().to_string());
         line("cache.max_entries", self.cache.max_entries.to_string());
         line("twilio.enabled", self.twilio.enabled.to_string());
@@ -828,6 +833,7 @@ impl Reader {
                         None
                     }
                 });
+        let urgent_value = t.entries.remove("urgent");
         self.finish(t);
 
         // [cache]
@@ -934,6 +940,17 @@ impl Reader {
         // [[staff]]
         let staff = self.staff(staff_value);
 
+        // [decision.urgent] (src/urgent/config.rs), once the platforms are known.
+        let (urgent, urgent_problems) = crate::urgent::config::read(
+            urgent_value,
+            crate::urgent::config::Platforms {
+                twilio: twilio_enabled,
+                telnyx: telnyx_enabled,
+                vonage: vonage.as_ref().is_some_and(|v| v.enabled),
+            },
+        );
+        self.problems.extend(urgent_problems);
+
         // [auth]
         let v = top.entries.remove("auth");
         let mut t = self.table("auth", v);
@@ -984,6 +1001,7 @@ impl Reader {
             decision: DecisionConfig {
                 lookup_timeout: Duration::from_millis(lookup_timeout_ms?),
                 on_lookup_failure: on_lookup_failure?,
+                urgent: urgent?,
             },
             cache: CacheConfig {
                 ttl: Duration::from_secs(ttl_seconds?),
@@ -1239,6 +1257,7 @@ impl Reader {
                 ("blocked", MessageKey::Blocked),
                 ("staff_unavailable", MessageKey::StaffUnavailable),
                 ("service_unavailable", MessageKey::ServiceUnavailable),
+                ("urgent_offer", MessageKey::UrgentOffer),
             ] {
                 if let Some(text) = self.opt_string(&mut t, key) {
                     if text.trim().is_empty() {

@@ -641,6 +641,15 @@ pub struct Arrangement {
     /// Derived when read (never written): how many appeals against it are open.
     #[serde(default)]
     pub open_appeals: u32,
+    /// SPEC §14: whether a spoken refusal offers this caller the safeguarding route (when
+    /// `[decision.urgent]` is enabled). Versions stored before the field existed read as `true`.
+    #[serde(default = "urgent_route_default")]
+    pub urgent_route: bool,
+}
+
+/// `urgent_route` when not given.
+pub fn urgent_route_default() -> bool {
+    true
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

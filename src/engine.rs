@@ -55,6 +55,10 @@ pub enum Reason {
     DesignatedStaff,
     WithinArrangement,
     LookupFailed,
+    /// A label only, for the decision log and live calls: a refused caller pressed the
+    /// safeguarding digit and was put through to the duty target (SPEC §14, src/urgent). The
+    /// engine never decides it.
+    UrgentRoute,
 }
 
 impl Reason {
@@ -69,6 +73,7 @@ impl Reason {
             Reason::DesignatedStaff => "designated_staff",
             Reason::WithinArrangement => "within_arrangement",
             Reason::LookupFailed => "lookup_failed",
+            Reason::UrgentRoute => "urgent_route",
         }
     }
 }
@@ -428,6 +433,7 @@ mod tests {
             version: 3,
             customer_explanation: None,
             open_appeals: 0,
+            urgent_route: true,
         }
     }
 

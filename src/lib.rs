@@ -24,6 +24,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod terminations;
+pub mod urgent;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};

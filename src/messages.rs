@@ -55,6 +55,9 @@ pub enum MessageKey {
     StaffUnavailable,
     /// A refusal because the arrangement could not be looked up (`lookup_failed`).
     ServiceUnavailable,
+    /// The safeguarding offer spoken after a refusal (SPEC §14); `{digit}` is the key to press
+    /// (filled in by src/urgent).
+    UrgentOffer,
 }
 
 impl MessageKey {
@@ -65,6 +68,7 @@ impl MessageKey {
             MessageKey::Blocked => "blocked",
             MessageKey::StaffUnavailable => "staff_unavailable",
             MessageKey::ServiceUnavailable => "service_unavailable",
+            MessageKey::UrgentOffer => "urgent_offer",
         }
     }
 }
@@ -103,7 +107,8 @@ pub fn message_key(decision: &Decision) -> Option<MessageKey> {
         | Reason::UnrecognisedNumber
         | Reason::NoArrangement
         | Reason::DesignatedStaff
-        | Reason::WithinArrangement => None,
+        | Reason::WithinArrangement
+        | Reason::UrgentRoute => None,
     }
 }
 
@@ -246,6 +251,9 @@ fn english(key: MessageKey, org: &str, ctx: &MessageContext) -> String {
             "Thank you for calling {org}. We are sorry, we cannot take your call at the moment. \
              Please try again later. Goodbye."
         ),
+        MessageKey::UrgentOffer => "If someone is at risk of harm, press {digit} now to speak to \
+             the duty manager."
+            .to_owned(),
     }
 }
 
@@ -294,6 +302,9 @@ fn welsh(key: MessageKey, org: &str, ctx: &MessageContext) -> String {
             "Diolch am ffonio {org}. Mae'n ddrwg gennym, ni allwn dderbyn eich galwad ar hyn o \
              bryd. Ffoniwch eto yn nes ymlaen, os gwelwch yn dda. Hwyl fawr."
         ),
+        MessageKey::UrgentOffer => "Os oes rhywun mewn perygl o niwed, pwyswch {digit} nawr i \
+             siarad â'r rheolwr ar ddyletswydd."
+            .to_owned(),
     }
 }
 

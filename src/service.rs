@@ -24,6 +24,9 @@ pub struct CallDecision {
     pub source: DecisionSource,
     /// The language setting refusals for this caller are spoken in.
     pub language: LanguageSetting,
+    /// The safeguarding offer to speak after the refusal, then listen for the digit
+    /// (SPEC §14, src/urgent); `None` when nothing is offered.
+    pub urgent_offer: Option<Vec<SpokenMessage>>,
 }
 
 /// `POST /api/v1/evaluate` and `fairline evaluate` (SPEC §6).
@@ -183,11 +186,13 @@ impl App {
             .map(|a| a.language)
             .unwrap_or(self.config.organisation.language);
         let action = self.action_for(&decision, arrangement, language);
+        let urgent_offer = self.urgent_offer(&action, arrangement, language);
         CallDecision {
             decision,
             action,
             source,
             language,
+            urgent_offer,
         }
     }
 
@@ -324,7 +329,11 @@ impl App {
             .as_ref()
             .map(|a| a.language)
             .unwrap_or(self.config.organisation.language);
-        let spoken = self.spoken(&decision, arrangement.as_ref(), language);
+        let mut spoken = self.spoken(&decision, arrangement.as_ref(), language);
+        let action = self.action_for(&decision, arrangement.as_ref(), language);
+        if let Some(offer) = self.urgent_offer(&action, arrangement.as_ref(), language) {
+            spoken.extend(offer);
+        }
         Ok(Evaluation {
             outcome: decision.outcome,
             reason: decision.reason,

@@ -62,6 +62,8 @@ pub struct ArrangementView {
     pub customer_explanation: Option<String>,
     /// How many appeals against it are open (SPEC §13).
     pub open_appeals: u32,
+    /// SPEC §14: whether a spoken refusal offers the safeguarding route.
+    pub urgent_route: bool,
 }
 
 impl ArrangementView {
@@ -97,6 +99,7 @@ impl ArrangementView {
             version: a.version,
             customer_explanation: a.customer_explanation.clone(),
             open_appeals: a.open_appeals,
+            urgent_route: a.urgent_route,
         }
     }
 }
@@ -182,8 +185,9 @@ const READ_ONLY: [&str; 9] = [
     "revoked_at",
     "revoked_reason",
 ];
-const WRITABLE: [&str; 17] = [
+const WRITABLE: [&str; 18] = [
     "customer_explanation",
+    "urgent_route",
     "customer_ref",
     "customer_name",
     "phone_numbers",
@@ -518,6 +522,18 @@ fn language_field(
     language
 }
 
+/// `urgent_route` (SPEC §14): default true; an update without it keeps what the arrangement had.
+fn urgent_route_field(f: &mut Fields<'_>, existing: Option<&Arrangement>) -> bool {
+    match f.get("urgent_route") {
+        None => existing.is_none_or(|e| e.urgent_route),
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            f.err("urgent_route", "must be true or false");
+            true
+        }
+    }
+}
+
 /// `equality_advice_sought`: default false.
 fn equality_advice_field(f: &mut Fields<'_>) -> bool {
     let equality_advice_sought = match f.get("equality_advice_sought") {
@@ -633,6 +649,7 @@ fn validate(
     let max_call_minutes = max_call_minutes_field(&mut f);
     let language = language_field(&mut f, state, existing);
     let equality_advice_sought = equality_advice_field(&mut f);
+    let urgent_route = urgent_route_field(&mut f, existing);
     let (starts_at, ends_at, review_due) = period_fields(&mut f, state, now, existing);
     kind_rules(&mut f, kind);
 
@@ -683,6 +700,7 @@ fn validate(
             version: existing.map(|e| e.version).unwrap_or(1),
             customer_explanation,
             open_appeals: existing.map(|e| e.open_appeals).unwrap_or(0),
+            urgent_route,
         }),
         _ => Err(ApiError::Internal(
             "validation passed with a missing field".into(),

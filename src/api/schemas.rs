@@ -164,6 +164,9 @@ pub struct ArrangementInput {
     /// (SPEC §13).
     #[schema(max_length = 4000)]
     pub customer_explanation: Option<String>,
+    /// SPEC §14: whether a spoken refusal offers the safeguarding route (when
+    /// `[decision.urgent]` is enabled). Default true; an update without it keeps the old value.
+    pub urgent_route: Option<bool>,
     /// Default: now (on create) or unchanged (on update).
     pub starts_at: Option<DateTime<Utc>>,
     /// Later than `starts_at`.

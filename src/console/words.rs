@@ -49,6 +49,11 @@ pub fn decision(
             Reason::LookupFailed => "Let through (the arrangements could not be checked)".into(),
             _ => "Let through to the normal call flow".into(),
         },
+        Outcome::Route if reason == Reason::UrgentRoute => {
+            "Put through to the duty manager: the caller pressed the safeguarding key after a \
+             refusal"
+                .into()
+        }
         Outcome::Route => {
             let who = route_to
                 .map(|id| {
@@ -134,6 +139,14 @@ pub fn arrangement_rules(config: &Config, a: &Arrangement) -> String {
     }
     if let Some(m) = a.max_call_minutes {
         parts.push(format!("Calls last at most {m} minutes."));
+    }
+    // SPEC §14: only worth saying when the safeguarding route is switched on.
+    if config.decision.urgent.enabled {
+        parts.push(if a.urgent_route {
+            "A refused caller is offered the safeguarding route to the duty manager.".into()
+        } else {
+            "A refused caller is not offered the safeguarding route.".into()
+        });
     }
     parts.join(" ")
 }

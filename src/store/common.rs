@@ -115,6 +115,7 @@ pub(crate) struct RawArrangement {
     pub version: i64,
     pub customer_explanation: Option<String>,
     pub open_appeals: i64,
+    pub urgent_route: bool,
 }
 
 impl RawArrangement {
@@ -155,6 +156,7 @@ impl RawArrangement {
             version: self.version,
             customer_explanation: self.customer_explanation,
             open_appeals: u32::try_from(self.open_appeals).unwrap_or(u32::MAX),
+            urgent_route: self.urgent_route,
         })
     }
 }

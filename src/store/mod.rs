@@ -18,12 +18,15 @@ pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
 pub mod terminations;
+pub mod urgent;
+mod urgent_sql;
 
 pub use console::{ConsoleSession, ConsoleStore, LiveCall, PendingLogin};
 pub use terminations::{
     Claim, NewNotification, OutboxItem, ReviewStatus, TerminationFilter, TerminationOutcome,
     TerminationStore,
 };
+pub use urgent::UrgentStore;
 
 use crate::domain::{Arrangement, ArrangementId, ArrangementStatus, CallId, PhoneNumber, Provider};
 use crate::engine::Decision;
@@ -272,11 +275,21 @@ pub trait CallLog: Send + Sync + 'static {
 
 /// Everything the service needs from storage.
 pub trait Store:
-    ArrangementStore + CallLog + TerminationStore + ConsoleStore + lifecycle::LifecycleStore
+    ArrangementStore
+    + CallLog
+    + TerminationStore
+    + ConsoleStore
+    + lifecycle::LifecycleStore
+    + UrgentStore
 {
 }
 impl<T> Store for T where
-    T: ArrangementStore + CallLog + TerminationStore + ConsoleStore + lifecycle::LifecycleStore
+    T: ArrangementStore
+        + CallLog
+        + TerminationStore
+        + ConsoleStore
+        + lifecycle::LifecycleStore
+        + UrgentStore
 {
 }
 

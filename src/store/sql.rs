@@ -202,7 +202,7 @@ pub(crate) const ARRANGEMENT_COLUMNS: &str = "id, customer_ref, customer_name, \
     CAST(allowance AS TEXT) AS allowance, CAST(designated_staff AS TEXT) AS designated_staff, \
     max_call_minutes, language, reason, decided_by, equality_advice_sought, advocate, starts_at, \
     ends_at, review_due, revoked_at, revoked_reason, created_at, updated_at, version, \
-    customer_explanation, (SELECT COUNT(*) FROM appeals p \
+    customer_explanation, urgent_route, (SELECT COUNT(*) FROM appeals p \
     WHERE p.arrangement_id = arrangements.id AND p.status = 'open') AS open_appeals";
 
 pub(crate) const CALL_COLUMNS: &str = "provider, call_id, number, arrangement_id, \
@@ -295,6 +295,7 @@ macro_rules! shared_store {
                     version: get(r, "version")?,
                     customer_explanation: get(r, "customer_explanation")?,
                     open_appeals: get(r, "open_appeals")?,
+                    urgent_route: get(r, "urgent_route")?,
                 }
                 .into_domain()
             }
@@ -476,9 +477,9 @@ macro_rules! shared_store {
                          kind, windows, allowance, designated_staff, max_call_minutes, language, \
                          reason, decided_by, equality_advice_sought, advocate, starts_at, ends_at, \
                          review_due, revoked_at, revoked_reason, created_at, updated_at, version, \
-                         id, customer_explanation) \
+                         id, customer_explanation, urgent_route) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                         $16, $17, $18, $19, $20, $21, $22, $23)"
+                         $16, $17, $18, $19, $20, $21, $22, $23, $24)"
                     } else {
                         "UPDATE arrangements SET customer_ref = $1, customer_name = $2, \
                          phone_numbers = $3, kind = $4, windows = $5, allowance = $6, \
@@ -487,7 +488,8 @@ macro_rules! shared_store {
                          decided_by = $11, equality_advice_sought = $12, advocate = $13, \
                          starts_at = $14, ends_at = $15, review_due = $16, revoked_at = $17, \
                          revoked_reason = $18, created_at = $19, updated_at = $20, version = $21, \
-                         customer_explanation = $23 WHERE id = $22"
+                         customer_explanation = $23, urgent_route = $24 \
+                         WHERE id = $22"
                     };
                     sqlx::query(sql)
                         .bind(&a.customer_ref)
@@ -513,6 +515,7 @@ macro_rules! shared_store {
                         .bind(a.version)
                         .bind(a.id.as_str())
                         .bind(&a.customer_explanation)
+                        .bind(a.urgent_route)
                         .execute(conn)
                         .await
                         .map_err(|err| {

@@ -23,4 +23,5 @@ mod switches;
 mod telnyx;
 mod terminations;
 mod twilio;
+mod urgent;
 mod vonage;

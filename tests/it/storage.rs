@@ -144,6 +144,8 @@ fn arrangement(numbers: &[&str]) -> Arrangement {
         version: 0,
         customer_explanation: None,
         open_appeals: 0,
+        // Not the default, so that round trips show it is stored (SPEC §14).
+        urgent_route: false,
     }
 }
 

@@ -503,3 +503,29 @@ macro_rules! delegate_console_store {
 
 delegate_lifecycle_store!(SlowStore);
 delegate_console_store!(SlowStore);
+
+/// Pass every `UrgentStore` call through to `self.inner` (for test store wrappers).
+#[macro_export]
+macro_rules! delegate_urgent_store {
+    ($t:ty) => {
+        #[async_trait::async_trait]
+        impl fairline::store::UrgentStore for $t {
+            async fn record_urgent_route(
+                &self,
+                provider: Provider,
+                call_id: &CallId,
+            ) -> Result<bool, StoreError> {
+                self.inner.record_urgent_route(provider, call_id).await
+            }
+            async fn queue_notification(
+                &self,
+                id: &fairline::domain::TerminationId,
+                n: &fairline::store::NewNotification,
+            ) -> Result<(), StoreError> {
+                self.inner.queue_notification(id, n).await
+            }
+        }
+    };
+}
+
+delegate_urgent_store!(SlowStore);

@@ -108,6 +108,8 @@ pub enum TelnyxEvent {
     CallAnswered(CallAnswered),
     SpeakEnded(SpeakEnded),
     Hangup(Hangup),
+    /// `call.gather.ended` (the safeguarding offer, src/providers/telnyx/urgent.rs).
+    GatherEnded(GatherEnded),
     /// Any other event type (acknowledge with 200 and ignore).
     Other {
         event_id: String,
@@ -123,6 +125,7 @@ impl TelnyxEvent {
             TelnyxEvent::CallAnswered(e) => &e.event_id,
             TelnyxEvent::SpeakEnded(e) => &e.event_id,
             TelnyxEvent::Hangup(e) => &e.event_id,
+            TelnyxEvent::GatherEnded(e) => &e.event_id,
             TelnyxEvent::Other { event_id, .. } => event_id,
         }
     }
@@ -134,6 +137,7 @@ impl TelnyxEvent {
             TelnyxEvent::CallAnswered(_) => "call.answered",
             TelnyxEvent::SpeakEnded(_) => "call.speak.ended",
             TelnyxEvent::Hangup(_) => "call.hangup",
+            TelnyxEvent::GatherEnded(_) => "call.gather.ended",
             TelnyxEvent::Other { event_type, .. } => event_type,
         }
     }
@@ -145,6 +149,7 @@ impl TelnyxEvent {
             TelnyxEvent::CallAnswered(e) => Some(&e.call_control_id),
             TelnyxEvent::SpeakEnded(e) => Some(&e.call_control_id),
             TelnyxEvent::Hangup(e) => Some(&e.call_control_id),
+            TelnyxEvent::GatherEnded(e) => Some(&e.call_control_id),
             TelnyxEvent::Other { .. } => None,
         }
     }
@@ -190,6 +195,27 @@ struct RawCommon {
     status: Option<String>,
     hangup_cause: Option<String>,
     hangup_source: Option<String>,
+}
+
+/// `call.gather.ended`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatherEnded {
+    pub event_id: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub call_control_id: CallId,
+    /// The keys pressed (empty or absent when none).
+    pub digits: Option<String>,
+    /// `valid`, `invalid`, `call_hangup`, `cancelled`, `cancelled_amd` or `timeout`.
+    pub status: Option<String>,
+    pub client_state: Option<ClientState>,
+}
+
+#[derive(Deserialize)]
+struct RawGather {
+    call_control_id: CallId,
+    client_state: Option<String>,
+    digits: Option<String>,
+    status: Option<String>,
 }
 
 fn decode_state(raw: Option<&str>) -> Option<ClientState> {
@@ -260,6 +286,17 @@ pub(crate) fn parse_event(body: &[u8]) -> Result<TelnyxEvent, ParseError> {
                     client_state,
                 }),
             }
+        }
+        "call.gather.ended" => {
+            let p: RawGather = serde_json::from_value(data.payload.clone()).map_err(shape)?;
+            TelnyxEvent::GatherEnded(GatherEnded {
+                event_id: data.id,
+                occurred_at: data.occurred_at,
+                call_control_id: p.call_control_id,
+                digits: p.digits,
+                status: p.status,
+                client_state: decode_state(p.client_state.as_deref()),
+            })
         }
         _ => TelnyxEvent::Other {
             event_id: data.id,

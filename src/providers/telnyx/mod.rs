@@ -36,6 +36,7 @@ mod events;
 mod runtime;
 mod signature;
 mod state;
+mod urgent;
 pub mod webhook;
 
 pub use client::{RetryPolicy, TelnyxClient, ERROR_CALL_ENDED};

@@ -49,6 +49,13 @@ pub enum ClientState {
     HangingUp,
     /// Rejected without answering.
     Reject,
+    /// SPEC §14 (src/providers/telnyx/urgent.rs): being answered to speak these texts — the
+    /// refusal, then the safeguarding offer — the last one with `gather_using_speak`.
+    OfferRefuse { messages: Vec<SpokenMessage> },
+    /// Speaking a text of an offered refusal; `remaining` follow, the last one gathered.
+    OfferSpeaking { remaining: Vec<SpokenMessage> },
+    /// Listening for the safeguarding digit (`gather_using_speak`).
+    Offering,
 }
 
 #[derive(Serialize)]

@@ -127,7 +127,9 @@ async fn dispatch(state: &AppState, event: TelnyxEvent) {
             let tasks = state.tasks.clone();
             tasks.spawn(async move {
                 let decided = state.decide_call(&call).await;
-                let plan = plan_call_initiated(&decided.action, &state.config.telnyx.continue_to);
+                let plan = super::urgent::plan_decision(&decided).unwrap_or_else(|| {
+                    plan_call_initiated(&decided.action, &state.config.telnyx.continue_to)
+                });
                 let refused = matches!(
                     decided.action,
                     CallAction::Refuse { .. } | CallAction::Reject
@@ -137,7 +139,8 @@ async fn dispatch(state: &AppState, event: TelnyxEvent) {
             });
         }
         TelnyxEvent::CallAnswered(_) | TelnyxEvent::SpeakEnded(_) => {
-            let plan = plan_event(&event);
+            let plan = super::urgent::plan_event(&event, state.config.decision.urgent.digit)
+                .unwrap_or_else(|| plan_event(&event));
             let (call_id, client_state) = match &event {
                 TelnyxEvent::CallAnswered(a) => (&a.call_control_id, &a.client_state),
                 TelnyxEvent::SpeakEnded(s) => (&s.call_control_id, &s.client_state),
@@ -197,6 +200,29 @@ async fn dispatch(state: &AppState, event: TelnyxEvent) {
                     Err(e) => tracing::warn!(call_id = %h.call_control_id, error = %e,
                         "could not record the final status of a telnyx call"),
                 }
+            });
+        }
+        TelnyxEvent::GatherEnded(g) => {
+            if !calls
+                .first_time(&format!("gather:{}", g.call_control_id))
+                .await
+            {
+                return;
+            }
+            let state = state.clone();
+            let g = g.clone();
+            let tasks = state.tasks.clone();
+            tasks.spawn(async move {
+                let plan = super::urgent::gather_ended(&state, &calls, &g).await;
+                run_plan(
+                    &state,
+                    &calls,
+                    &g.call_control_id,
+                    &g.event_id,
+                    plan,
+                    Stage::Answered,
+                )
+                .await;
             });
         }
         TelnyxEvent::Other { event_type, .. } => {

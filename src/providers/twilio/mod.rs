@@ -29,6 +29,7 @@ pub mod events;
 pub mod rest;
 pub mod signature;
 pub mod twiml;
+pub mod urgent;
 pub mod webhook;
 
 pub use events::{

@@ -17,7 +17,7 @@ const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 /// The path Twilio requests when a `<Dial>` ends (relative to `server.public_url`).
 pub const DIAL_STATUS_PATH: &str = "/webhooks/twilio/dial-status";
 
-fn document(body: &str) -> String {
+pub(super) fn document(body: &str) -> String {
     format!("{DECLARATION}<Response>{body}</Response>")
 }
 
@@ -83,7 +83,7 @@ pub fn render_dial(
     ))
 }
 
-fn say(message: &SpokenMessage) -> String {
+pub(super) fn say(message: &SpokenMessage) -> String {
     let attrs = match message.language {
         Language::En => r#"language="en-GB""#,
         Language::Cy => r#"language="cy-GB" voice="Polly.Gwyneth""#,

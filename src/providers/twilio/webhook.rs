@@ -54,9 +54,10 @@ pub fn routes() -> Router<AppState> {
         .route(VOICE_PATH, post(voice))
         .route(twiml::DIAL_STATUS_PATH, post(dial_status))
         .route(STATUS_PATH, post(status))
+        .route(super::urgent::URGENT_PATH, post(super::urgent::urgent))
 }
 
-fn twiml_response(xml: String) -> Response {
+pub(super) fn twiml_response(xml: String) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)],
@@ -65,14 +66,14 @@ fn twiml_response(xml: String) -> Response {
         .into_response()
 }
 
-fn status_only(code: u16) -> Response {
+pub(super) fn status_only(code: u16) -> Response {
     StatusCode::from_u16(code)
         .unwrap_or(StatusCode::BAD_REQUEST)
         .into_response()
 }
 
 /// Verify the request (or skip verification when configured off). `Err` is the status to answer.
-fn verified(
+pub(super) fn verified(
     state: &AppState,
     endpoint: &'static str,
     uri: &axum::http::Uri,
@@ -100,7 +101,7 @@ fn verified(
         })
 }
 
-fn count_failure(endpoint: &'static str, why: &str) {
+pub(super) fn count_failure(endpoint: &'static str, why: &str) {
     metrics::counter!("fairline_webhook_failures_total", "provider" => "twilio").increment(1);
     tracing::error!(
         endpoint,
@@ -110,7 +111,7 @@ fn count_failure(endpoint: &'static str, why: &str) {
 }
 
 /// The time the decision may take before the fallback answer is sent.
-fn budget(state: &AppState) -> Duration {
+pub(super) fn budget(state: &AppState) -> Duration {
     state.config.server.request_timeout.min(PLATFORM_BUDGET_CAP)
 }
 
@@ -118,7 +119,7 @@ fn budget(state: &AppState) -> Duration {
 /// On timeout the work is dropped (cancelled), so a late result has no effect on the answer.
 /// It runs in place rather than in a spawned task: a hand-off to another worker thread per
 /// call was the largest single cost of an unknown caller's webhook.
-async fn guarded<T, F>(limit: Duration, work: F) -> Result<T, String>
+pub(super) async fn guarded<T, F>(limit: Duration, work: F) -> Result<T, String>
 where
     F: Future<Output = T>,
 {
@@ -179,11 +180,7 @@ async fn voice(
     let limit = budget(&state);
     let outcome = guarded(limit, async move {
         let decision = worker.decide_call(&event).await;
-        twiml::render(
-            &decision.action,
-            &worker.config.twilio,
-            &worker.config.server.public_url,
-        )
+        super::urgent::render_decision(&worker, &decision)
     })
     .await;
     match outcome {

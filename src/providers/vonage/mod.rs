@@ -32,6 +32,7 @@ pub mod events;
 pub mod memory;
 pub mod ncco;
 pub mod signature;
+pub mod urgent;
 pub mod webhook;
 
 pub use client::{ApplicationClaims, VonageClient, APPLICATION_JWT_TTL_SECS};

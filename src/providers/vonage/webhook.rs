@@ -49,9 +49,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(ANSWER_PATH, get(answer).post(answer))
         .route(EVENT_PATH, post(event))
+        .route(super::urgent::URGENT_PATH, post(super::urgent::urgent))
 }
 
-fn ncco_response(ncco: Value) -> Response {
+pub(super) fn ncco_response(ncco: Value) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, ncco::CONTENT_TYPE)],
@@ -60,13 +61,13 @@ fn ncco_response(ncco: Value) -> Response {
         .into_response()
 }
 
-fn status_only(code: u16) -> Response {
+pub(super) fn status_only(code: u16) -> Response {
     StatusCode::from_u16(code)
         .unwrap_or(StatusCode::BAD_REQUEST)
         .into_response()
 }
 
-fn rejected(endpoint: &'static str, code: u16, why: &dyn std::fmt::Display) -> u16 {
+pub(super) fn rejected(endpoint: &'static str, code: u16, why: &dyn std::fmt::Display) -> u16 {
     metrics::counter!(
         "fairline_webhook_rejected_total",
         "provider" => "vonage",
@@ -80,7 +81,7 @@ fn rejected(endpoint: &'static str, code: u16, why: &dyn std::fmt::Display) -> u
 
 /// Verify the request (or skip verification when configured off) and read its fields.
 /// `Err` is the status to answer.
-fn verified_fields(
+pub(super) fn verified_fields(
     state: &AppState,
     endpoint: &'static str,
     method: &Method,
@@ -99,7 +100,7 @@ fn verified_fields(
     payload.fields().map_err(|e| rejected(endpoint, 400, &e))
 }
 
-fn count_failure(endpoint: &'static str, why: &str) {
+pub(super) fn count_failure(endpoint: &'static str, why: &str) {
     metrics::counter!("fairline_webhook_failures_total", "provider" => "vonage").increment(1);
     tracing::error!(
         endpoint,
@@ -108,12 +109,12 @@ fn count_failure(endpoint: &'static str, why: &str) {
     );
 }
 
-fn budget(state: &AppState) -> Duration {
+pub(super) fn budget(state: &AppState) -> Duration {
     state.config.server.request_timeout.min(PLATFORM_BUDGET_CAP)
 }
 
 /// Run `work` under `limit`, catching a panic: `Err` with a description on timeout or panic.
-async fn guarded<T, F>(limit: Duration, work: F) -> Result<T, String>
+pub(super) async fn guarded<T, F>(limit: Duration, work: F) -> Result<T, String>
 where
     F: Future<Output = T>,
 {
@@ -181,13 +182,7 @@ async fn answer(
     let to = call.to.clone();
     let outcome = guarded(budget(&state), async move {
         let decision = worker.decide_call(&call.event).await;
-        ncco::render(
-            &decision.action,
-            &worker.config.vonage,
-            worker.config.twilio.ring_timeout_seconds,
-            &worker.config.server.public_url,
-            call.to.as_deref(),
-        )
+        super::urgent::render_decision(&worker, &decision, call.to.as_deref())
     })
     .await;
     match outcome {
