@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod common;
 pub mod console;
 mod console_sql;
+mod pg_listen;
 pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
