@@ -8,6 +8,7 @@ mod console_browser;
 mod console_oidc;
 mod logs;
 mod ops;
+mod outage;
 mod procs;
 mod robustness;
 mod scale;
