@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod providers;
 pub mod retention;
 pub mod service;
+pub mod spool;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -146,6 +147,7 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     }
     tasks.push(retention::spawn(state.clone()));
     tasks.push(outbox::spawn(state));
+    tasks.push(spool::spawn(state));
     tasks.extend(console::live::spawn(state));
     tasks
 }
