@@ -320,8 +320,7 @@ pub async fn end_call_offline(
     );
     let control = state.call_control(t.provider);
     let (hangup, detail) = crate::terminations::hang_up(control.as_ref(), &t).await;
-    let caller = match tokio::time::timeout(LOOKUP_BUDGET, control.lookup_call(&t.call_id)).await
-    {
+    let caller = match tokio::time::timeout(LOOKUP_BUDGET, control.lookup_call(&t.call_id)).await {
         Ok(Ok(Some(info))) => caller_number(&info.caller).cloned(),
         _ => None,
     };
@@ -357,8 +356,7 @@ async fn move_into_store(state: &AppState, spooled: &Termination) -> Result<(), 
     let mut claim = spooled.clone();
     claim.hangup = None;
     claim.hangup_detail = None;
-    claim.claimed_until =
-        Utc::now() + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
+    claim.claimed_until = Utc::now() + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
     let existing = match state.store.claim_termination(&claim).await? {
         Claim::Created(t) | Claim::Existing(t) => t,
     };

@@ -246,7 +246,10 @@ pub enum EndCallOutcome {
     AlreadyRecorded(Termination),
     /// The store was down: the record is in the local spool, not yet in the store
     /// (`first`: this press hung up and spooled it; otherwise an earlier press did).
-    Spooled { termination: Termination, first: bool },
+    Spooled {
+        termination: Termination,
+        first: bool,
+    },
 }
 
 impl EndCallOutcome {
@@ -351,10 +354,7 @@ pub async fn end_call(
     }
 }
 
-async fn offline(
-    state: &AppState,
-    claim: Termination,
-) -> Result<EndCallOutcome, TerminationError> {
+async fn offline(state: &AppState, claim: Termination) -> Result<EndCallOutcome, TerminationError> {
     let (termination, first) = crate::spool::end_call_offline(state, claim).await?;
     Ok(EndCallOutcome::Spooled { termination, first })
 }
@@ -551,6 +551,11 @@ pub async fn recover_stale(state: &AppState) -> Result<usize, StoreError> {
     let now = Utc::now();
     let mut finished = 0;
     for t in state.store.stale_terminations(now, 10).await? {
+        // A claim abandoned when the store stopped answering, whose call this instance
+        // ended and spooled: the spool's drain completes it, with no second hang-up.
+        if matches!(state.spool.find(t.provider, &t.call_id).await, Ok(Some(_))) {
+            continue;
+        }
         if state
             .store
             .lease_stale_termination(&t.id, now, lease_end(now))

@@ -5,8 +5,8 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::domain::{AllowancePeriod, Arrangement, ArrangementKind, Day};
-use crate::engine::{Outcome, Reason};
 use crate::domain::{ReviewOutcome, TerminationReason};
+use crate::engine::{Outcome, Reason};
 
 /// The label and (optional) hint of a reason for ending a call, as the agent reads them.
 pub fn termination_reason(r: TerminationReason) -> (&'static str, Option<&'static str>) {

@@ -142,11 +142,7 @@ async fn attempt(pool: PgPool, channel: String) -> Result<PgListener, sqlx::Erro
 
 /// Start an attempt every [`RETRY_INTERVAL`] until one succeeds; `None` on cancel or when the
 /// pool is closed.
-async fn reconnect(
-    pool: &PgPool,
-    channel: &str,
-    cancel: &CancellationToken,
-) -> Option<PgListener> {
+async fn reconnect(pool: &PgPool, channel: &str, cancel: &CancellationToken) -> Option<PgListener> {
     let mut attempts: JoinSet<Result<PgListener, sqlx::Error>> = JoinSet::new();
     let mut tick = tokio::time::interval(RETRY_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -294,3 +294,468 @@ async fn pg_a_change_reaches_b_within_1s_after_a_15s_black_hole() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ending a call while the store is down
+// ---------------------------------------------------------------------------------------------
+
+mod end_call {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use fairline::config;
+    use fairline::state::{AppState, Overrides};
+    use serde_json::{json, Value};
+    use sqlx::Connection;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::{through, upstream_of, Cut, Proxy};
+    use crate::app::{test_toml, TestApp, ACCOUNT_SID, AGENT_TOKEN, MANAGER_TOKEN};
+    use crate::procs::{create_database, drop_database, free_port};
+    use crate::support;
+
+    const CALL: &str = "CA7d1e9c3b5a4f60718293a4b5c6d7e8f0";
+    const CALLER: &str = "+442920123456";
+
+    fn call_path() -> String {
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{CALL}.json")
+    }
+
+    /// A fake Twilio that knows the call and accepts its hang-up.
+    async fn twilio() -> MockServer {
+        let twilio = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(call_path()))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"sid": CALL, "from": CALLER})),
+            )
+            .mount(&twilio)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(call_path()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"sid": CALL})))
+            .mount(&twilio)
+            .await;
+        twilio
+    }
+
+    /// A notification receiver that accepts everything.
+    async fn receiver() -> MockServer {
+        let r = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&r)
+            .await;
+        r
+    }
+
+    async fn hangups(twilio: &MockServer) -> usize {
+        twilio
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.method.as_str() == "POST")
+            .count()
+    }
+
+    async fn press(client: &reqwest::Client, base: &str) -> (u16, Value, Duration) {
+        let start = Instant::now();
+        let r = client
+            .post(format!("{base}/api/v1/calls/twilio/{CALL}/terminate"))
+            .bearer_auth(AGENT_TOKEN)
+            .json(&json!({"reason": "abusive", "warning_given": true, "notes": "shouting"}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap(), start.elapsed())
+    }
+
+    /// GET the termination `id` from `base` once it is in the store (manager).
+    async fn stored(client: &reqwest::Client, base: &str, id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let r = client
+                .get(format!("{base}/api/v1/terminations/{id}"))
+                .bearer_auth(MANAGER_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 200 {
+                return r.json().await.unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "termination {id} never reached the store (last status {})",
+                r.status()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn notifications(receiver: &MockServer, settle: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if !receiver
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .is_empty()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Give a duplicate the chance to show up.
+        tokio::time::sleep(settle).await;
+        receiver
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    }
+
+    /// The first press during an outage: the platform hangs up within the request timeout,
+    /// 202 with `stored: false`.
+    fn assert_spooled(status: u16, body: &Value, took: Duration) {
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["stored"], json!(false), "{body}");
+        assert_eq!(body["hangup"]["result"], "completed", "{body}");
+        assert_eq!(body["caller"], CALLER, "{body}");
+        assert!(body["id"].as_str().unwrap().starts_with("trm_"));
+        assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn pg_end_call_in_a_black_hole_outage_hangs_up_spools_and_stores_once() {
+        let Some((url, schema)) = support::pg_schema("outage::pg_end_call_black_hole") else {
+            return;
+        };
+        let twilio = twilio().await;
+        let receiver = receiver().await;
+        let spool = tempfile::tempdir().unwrap();
+        let proxy = Proxy::start(upstream_of(&url)).await;
+        let b_url = through(&url, proxy.addr);
+        let store = fairline::store::postgres::PgStore::connect_in_schema(&b_url, &schema)
+            .await
+            .unwrap();
+        let env = [
+            ("FAIRLINE_TWILIO__API_BASE_URL".to_string(), twilio.uri()),
+            (
+                "FAIRLINE_STORAGE__SPOOL_DIR".to_string(),
+                spool.path().display().to_string(),
+            ),
+        ];
+        let extra = format!(
+            "[notifications]\nwebhook_url = \"{}/hook\"\n",
+            receiver.uri()
+        );
+        let cfg = config::from_sources(&test_toml(&b_url, &extra), &env).unwrap();
+        let state = AppState::with_store(cfg, Arc::new(store), Overrides::default()).unwrap();
+        state.outbox.set_base_backoff(Duration::from_millis(30));
+        let b = TestApp::start(state, None).await;
+        let client = reqwest::Client::new();
+
+        proxy.set(Cut::BlackHole);
+        let (status, first, took) = press(&client, &b.url).await;
+        assert_spooled(status, &first, took);
+        assert_eq!(hangups(&twilio).await, 1);
+        assert_eq!(b.state.spool.depth().await, 1);
+        // A second press meanwhile: the same record, nothing more hung up.
+        let (status, again, _) = press(&client, &b.url).await;
+        assert_eq!(status, 202);
+        assert_eq!(again, first);
+        assert_eq!(hangups(&twilio).await, 1);
+
+        proxy.set(Cut::Pass);
+        let id = first["id"].as_str().unwrap();
+        let rec = stored(&client, &b.url, id).await;
+        assert_eq!(rec["hangup"]["result"], "completed");
+        assert_eq!(rec["caller"], CALLER);
+        let sent = notifications(&receiver, Duration::from_millis(700)).await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["id"], id);
+        let start = Instant::now();
+        while b.state.spool.depth().await > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "spool never emptied"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Now the store has it: a later press answers 200 with the stored record.
+        let (status, later, _) = press(&client, &b.url).await;
+        assert_eq!(status, 200, "{later}");
+        assert_eq!(later["id"], id);
+        assert_eq!(hangups(&twilio).await, 1);
+        b.stop().await;
+        let _ = fairline::store::postgres::PgStore::drop_schema(&url, &schema).await;
+    }
+
+    fn start_binary(config: &Path, port: u16, env: &[(&str, String)]) -> std::process::Child {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fairline"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("FAIRLINE_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("FAIRLINE_OUTBOX_BACKOFF_MS", "50")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("start fairline")
+    }
+
+    async fn wait_healthy(client: &reqwest::Client, base: &str) {
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("fairline did not start");
+    }
+
+    async fn spool_depth(client: &reqwest::Client, base: &str) -> Option<String> {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("fairline_termination_spool_depth"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    }
+
+    /// How the store goes down and comes back for the real binary.
+    enum Outage {
+        /// Another connection holds SQLite's write lock.
+        SqliteLocked(Option<sqlx::SqliteConnection>),
+        /// The PostgreSQL connections go through a proxy that is black-holed.
+        Postgres(Proxy),
+    }
+
+    impl Outage {
+        async fn start(&mut self, db: &Path) {
+            match self {
+                Outage::SqliteLocked(held) => {
+                    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+                    let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+                    sqlx::query("BEGIN EXCLUSIVE")
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                    *held = Some(c);
+                }
+                Outage::Postgres(p) => p.set(Cut::BlackHole),
+            }
+        }
+
+        async fn end(&mut self) {
+            match self {
+                Outage::SqliteLocked(held) => {
+                    if let Some(mut c) = held.take() {
+                        sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+                        c.close().await.unwrap();
+                    }
+                }
+                Outage::Postgres(p) => p.set(Cut::Pass),
+            }
+        }
+    }
+
+    /// Press during an outage, SIGKILL the process while the termination is only spooled,
+    /// bring the store back, restart: exactly one record and one notification.
+    async fn sigkill_while_spooled(storage_url: &str, dir: &Path, mut outage: Outage) {
+        let twilio = twilio().await;
+        let receiver = receiver().await;
+        let cfg_path = dir.join("fairline.toml");
+        let extra = format!(
+            "[notifications]\nwebhook_url = \"{}/hook\"\n",
+            receiver.uri()
+        );
+        std::fs::write(&cfg_path, test_toml(storage_url, &extra)).unwrap();
+        let env = [
+            ("FAIRLINE_TWILIO__API_BASE_URL", twilio.uri()),
+            (
+                "FAIRLINE_STORAGE__SPOOL_DIR",
+                dir.join("spool").display().to_string(),
+            ),
+        ];
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let mut first = start_binary(&cfg_path, port, &env);
+        wait_healthy(&client, &base).await;
+
+        outage.start(&dir.join("fairline.db")).await;
+        let (status, rec, took) = press(&client, &base).await;
+        assert_spooled(status, &rec, took);
+        assert_eq!(hangups(&twilio).await, 1);
+        assert_eq!(spool_depth(&client, &base).await.as_deref(), Some("1"));
+        first.kill().unwrap(); // SIGKILL
+        first.wait().unwrap();
+
+        outage.end().await;
+        let mut second = start_binary(&cfg_path, port, &env);
+        wait_healthy(&client, &base).await;
+        let id = rec["id"].as_str().unwrap();
+        let got = stored(&client, &base, id).await;
+        assert_eq!(got["hangup"]["result"], "completed");
+        assert_eq!(got["caller"], CALLER);
+        let sent = notifications(&receiver, Duration::from_millis(1000)).await;
+        assert_eq!(sent.len(), 1, "exactly one notification: {sent:?}");
+        assert_eq!(sent[0]["id"], id);
+        let list: Value = client
+            .get(format!("{base}/api/v1/terminations"))
+            .bearer_auth(MANAGER_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        let start = Instant::now();
+        while spool_depth(&client, &base).await.as_deref() != Some("0") {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "spool depth never 0"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(hangups(&twilio).await, 1, "no second hang-up");
+        let _ = second.kill();
+        let _ = second.wait();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_locked_sigkill_while_spooled_then_one_record_and_one_notification() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fairline.db").display());
+        sigkill_while_spooled(&url, dir.path(), Outage::SqliteLocked(None)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn pg_black_hole_sigkill_while_spooled_then_one_record_and_one_notification() {
+        let Some((base_url, _)) = support::pg_schema("outage::pg_sigkill_while_spooled") else {
+            return;
+        };
+        let (db_url, db_name) = create_database(&base_url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = Proxy::start(upstream_of(&db_url)).await;
+        let via = through(&db_url, proxy.addr);
+        sigkill_while_spooled(&via, dir.path(), Outage::Postgres(proxy)).await;
+        drop_database(&base_url, &db_name).await;
+    }
+}
+
+/// SQLite in process: the database is locked by another connection while End call is pressed.
+/// The abandoned claim may still be written once the lock goes; the spooled record (same id)
+/// completes it, so there is still one record, one hang-up and one notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_locked_end_call_spools_then_stores_once() {
+    use sqlx::Connection;
+    let twilio = wiremock::MockServer::start().await;
+    let sid = "CA0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let call = format!(
+        "/2010-04-01/Accounts/{}/Calls/{sid}.json",
+        crate::app::ACCOUNT_SID
+    );
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(call.as_str()))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({"sid": sid, "from": "+442920123456"})),
+        )
+        .mount(&twilio)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(call.as_str()))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&twilio)
+        .await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let db = dir.path().join("fairline.db");
+    let url = format!("sqlite://{}", db.display());
+    let env = [("FAIRLINE_TWILIO__API_BASE_URL".to_string(), twilio.uri())];
+    let cfg = config::from_sources(&test_toml(&url, ""), &env).unwrap();
+    let state = AppState::build(cfg, Overrides::default()).await.unwrap();
+    assert_eq!(state.spool.dir(), dir.path().join("spool"));
+    let app = TestApp::start(state, Some(dir.clone())).await;
+
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+    let mut lock = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let press = || async {
+        let r = app
+            .agent(
+                reqwest::Method::POST,
+                &format!("/api/v1/calls/twilio/{sid}/terminate"),
+            )
+            .json(&json!({"reason": "threat_of_violence", "warning_given": false}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let start = Instant::now();
+    let (status, first) = press().await;
+    assert_eq!(status, 202, "{first}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(first["stored"], json!(false));
+    assert_eq!(first["police_report_required"], json!(true));
+    let (status, again) = press().await;
+    assert_eq!((status, &again), (202, &first));
+    assert_eq!(app.state.spool.depth().await, 1);
+
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    let id = first["id"].as_str().unwrap();
+    let start = Instant::now();
+    loop {
+        let r = app
+            .manager(reqwest::Method::GET, &format!("/api/v1/terminations/{id}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            let rec: serde_json::Value = r.json().await.unwrap();
+            if rec["hangup"]["result"] == "completed" && app.state.spool.depth().await == 0 {
+                assert_eq!(rec["caller"], "+442920123456");
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "never stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, later) = press().await;
+    assert_eq!(status, 200);
+    assert_eq!(later["id"], id);
+    let posts = twilio
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .count();
+    assert_eq!(posts, 1, "one hang-up");
+    app.stop().await;
+}
