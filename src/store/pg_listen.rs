@@ -162,7 +162,7 @@ async fn reconnect(pool: &PgPool, channel: &str, cancel: &CancellationToken) -> 
                 Ok(Ok(l)) => return Some(l),
                 Ok(Err(sqlx::Error::PoolClosed)) => return None,
                 Ok(Err(e)) => {
-                    if failures % LOG_EVERY == 0 {
+                    if failures.is_multiple_of(LOG_EVERY) {
                         tracing::warn!(error = %e, failures, "change listener cannot connect; retrying");
                     }
                     failures += 1;
