@@ -441,3 +441,87 @@ pub fn spawn(state: &AppState) -> JoinHandle<()> {
         }
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn storage(url: &str, spool_dir: Option<&str>) -> StorageConfig {
+        StorageConfig {
+            url: Secret::new(url.to_string()),
+            spool_dir: spool_dir.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn the_spool_sits_next_to_the_sqlite_file_unless_configured() {
+        let dir = |url, cfg| spool_dir(&storage(url, cfg));
+        assert_eq!(
+            dir("sqlite://data/fairline.db", None),
+            Path::new("data/spool")
+        );
+        assert_eq!(
+            dir("sqlite:///var/lib/f/fl.db?mode=rwc", None),
+            Path::new("/var/lib/f/spool")
+        );
+        assert_eq!(dir("sqlite::memory:", None), Path::new("data/spool"));
+        assert_eq!(dir("postgres://u@h/db", None), Path::new("data/spool"));
+        assert_eq!(
+            dir("postgres://u@h/db", Some("/srv/sp")),
+            Path::new("/srv/sp")
+        );
+    }
+
+    fn termination(call: &str) -> Termination {
+        let at = Utc::now();
+        Termination {
+            id: TerminationId::generate(),
+            provider: Provider::Telnyx,
+            call_id: CallId::parse(call).unwrap(),
+            caller: Some(PhoneNumber::parse("+442920123456").unwrap()),
+            arrangement_id: None,
+            customer_ref: None,
+            agent: "contact-centre".into(),
+            reason: TerminationReason::Racist,
+            warning_given: true,
+            warned_at: Some(at),
+            notes: Some("notes".into()),
+            terminated_at: at,
+            hangup: Some(HangupResult::AlreadyEnded),
+            hangup_detail: None,
+            claimed_until: at,
+            review: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_round_trips_and_is_found_by_its_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"));
+        assert_eq!(spool.depth().await, 0);
+        let call = "v3:abc/def:ghi";
+        let t = termination(call);
+        spool.put(&t).await.unwrap();
+        assert_eq!(spool.depth().await, 1);
+        let found = spool
+            .find(Provider::Telnyx, &CallId::parse(call).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found, t);
+        let other = CallId::parse("v3:other").unwrap();
+        assert_eq!(spool.find(Provider::Telnyx, &other).await.unwrap(), None);
+        assert_eq!(
+            spool.find(Provider::Twilio, &t.call_id).await.unwrap(),
+            None
+        );
+        let listed = spool.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        spool.remove(listed[0].0.clone()).await.unwrap();
+        assert_eq!(spool.depth().await, 0);
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(spool.dir()).unwrap().count(), 0);
+    }
+}
