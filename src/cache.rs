@@ -102,7 +102,11 @@ impl ArrangementCache {
             fetched_at: (!overlapped).then(Instant::now),
             epoch,
         };
-        self.inner.entries.insert(number.clone(), entry).await;
+        // A read that overlapped `drop_all` / `invalidate_all` may predate a missed change:
+        // answer with it, but do not keep it (not even for stale use).
+        if self.inner.epoch.load(Ordering::Acquire) == epoch {
+            self.inner.entries.insert(number.clone(), entry).await;
+        }
         Ok(arrangements)
     }
 
@@ -168,6 +172,20 @@ impl ArrangementCache {
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Drop every entry, positive and negative, so that none is served again, even as a
+    /// stale entry when the store fails: used when notifications may have been missed (the
+    /// change listener reconnected after an outage), since an entry read before then may
+    /// predate a change.
+    pub fn drop_all(&self) {
+        self.invalidations_and_epoch();
+        self.inner.entries.invalidate_all();
+    }
+
+    fn invalidations_and_epoch(&self) {
+        self.inner.invalidations.fetch_add(1, Ordering::AcqRel);
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Follow the store's change notifications (PostgreSQL), invalidating what changed; `None`
     /// when the store has none (SQLite: the API invalidates locally).
     pub fn spawn_change_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
@@ -190,10 +208,10 @@ impl ArrangementCache {
                 };
                 match received {
                     Ok(Some(numbers)) => cache.invalidate(&numbers).await,
-                    Ok(None) => cache.invalidate_all(),
+                    Ok(None) => cache.drop_all(),
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "change notifications lagged; invalidating all");
-                        cache.invalidate_all();
+                        tracing::warn!(missed, "change notifications lagged; dropping all");
+                        cache.drop_all();
                     }
                     Err(RecvError::Closed) => break,
                 }

@@ -147,6 +147,9 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     /// `sqlite://…` or `postgres://…`; may hold a password, so it is a secret.
     pub url: Secret,
+    /// `[storage] spool_dir`: where terminations are kept while the store is down (SPEC §11);
+    /// `None`: see [`crate::spool::spool_dir`].
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl StorageConfig {
@@ -793,6 +796,10 @@ impl Reader {
                 None
             }
         });
+        let spool_dir = self
+            .opt_string(&mut t, "spool_dir")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from);
         self.finish(t);
 
         // [organisation]
@@ -991,6 +998,7 @@ impl Reader {
             },
             storage: StorageConfig {
                 url: Secret::new(storage_url?),
+                spool_dir,
             },
             organisation: OrganisationConfig {
                 name: org_name?,

@@ -20,6 +20,7 @@ pub mod providers;
 pub mod retention;
 pub mod service;
 pub mod signing;
+pub mod spool;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -154,6 +155,7 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     tasks.push(retention::spawn(state.clone()));
     tasks.push(notices::spawn(state.clone()));
     tasks.push(outbox::spawn(state));
+    tasks.push(spool::spawn(state));
     tasks.extend(console::live::spawn(state));
     tasks
 }

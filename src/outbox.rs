@@ -45,6 +45,20 @@ const LEASE: Duration = Duration::from_secs(60);
 const BATCH: u32 = 16;
 /// The longest pause between two looks at the store.
 const MAX_POLL: Duration = Duration::from_secs(1);
+/// The longest one store call of the worker may take: a connection that died without a reset
+/// (a network that drops packets) would otherwise hold the worker forever.
+const STORE_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `f`, or `Unavailable` once [`STORE_STEP_TIMEOUT`] has passed.
+async fn bounded<T>(
+    f: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, crate::store::StoreError> {
+    tokio::time::timeout(STORE_STEP_TIMEOUT, f)
+        .await
+        .map_err(|_| {
+            crate::store::StoreError::Unavailable("the store did not answer in time".into())
+        })?
+}
 
 /// Shared between the API (which wakes the worker) and the worker.
 #[derive(Debug)]
@@ -137,7 +151,7 @@ async fn run(state: AppState, started_at: chrono::DateTime<Utc>) {
         if state.shutdown.is_cancelled() {
             break;
         }
-        if let Err(e) = crate::terminations::recover_stale(&state).await {
+        if let Err(e) = bounded(crate::terminations::recover_stale(&state)).await {
             tracing::warn!(error = %e, "could not check for interrupted terminations");
         }
         let mut full_batch = false;
@@ -151,8 +165,8 @@ async fn run(state: AppState, started_at: chrono::DateTime<Utc>) {
                 Err(e) => tracing::warn!(error = %e, "could not read the notices"),
             }
         }
-        let notices = state.store.pending_notices().await.unwrap_or(0);
-        match state.store.outbox_depth().await {
+        let notices = bounded(state.store.pending_notices()).await.unwrap_or(0);
+        match bounded(state.store.outbox_depth()).await {
             Ok(depth) => metrics::gauge!("fairline_outbox_depth").set((depth + notices) as f64),
             Err(e) => tracing::warn!(error = %e, "could not count the outbox"),
         }
@@ -180,10 +194,7 @@ async fn deliver_due(
 ) -> Result<usize, crate::store::StoreError> {
     let now = Utc::now();
     let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-    let items = state
-        .store
-        .take_due_notifications(now, lease_until, BATCH)
-        .await?;
+    let items = bounded(state.store.take_due_notifications(now, lease_until, BATCH)).await?;
     let taken = items.len();
     for item in items {
         if state.shutdown.is_cancelled() {
@@ -199,10 +210,7 @@ async fn deliver_due(
                     attempt = item.attempts + 1,
                     "notification delivered"
                 );
-                state
-                    .store
-                    .notification_delivered(item.id, Utc::now())
-                    .await?;
+                bounded(state.store.notification_delivered(item.id, Utc::now())).await?;
             }
             Err(problem) => {
                 let failures = item.attempts.saturating_add(1);
@@ -216,10 +224,7 @@ async fn deliver_due(
                     retry_in_ms = duration_ms(wait),
                     "notification not accepted; will retry"
                 );
-                state
-                    .store
-                    .notification_failed(item.id, retry_at, &problem)
-                    .await?;
+                bounded(state.store.notification_failed(item.id, retry_at, &problem)).await?;
             }
         }
     }

@@ -38,6 +38,8 @@ pub struct App {
     pub tasks: tokio_util::task::TaskTracker,
     /// The queue in front of the live-call writer (the staff console's Live calls).
     pub live_calls: Arc<crate::console::live::LiveCalls>,
+    /// Terminations kept locally while the store is down (SPEC §11).
+    pub spool: Arc<crate::spool::Spool>,
 }
 
 #[derive(Clone)]
@@ -101,6 +103,9 @@ impl AppState {
             Some(v) => v,
             None => Arc::new(crate::providers::vonage::VonageClient::new(&config.vonage)?),
         };
+        let spool = Arc::new(crate::spool::Spool::new(crate::spool::spool_dir(
+            &config.storage,
+        )));
         Ok(AppState(Arc::new(App {
             config: Arc::new(config),
             store,
@@ -118,6 +123,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
             live_calls: Arc::new(crate::console::live::LiveCalls::default()),
+            spool,
         })))
     }
 

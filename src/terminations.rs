@@ -244,6 +244,12 @@ pub enum EndCallOutcome {
     NotEnded(Termination),
     /// The call had been ended before (a repeated press): the existing record.
     AlreadyRecorded(Termination),
+    /// The store was down: the record is in the local spool, not yet in the store
+    /// (`first`: this press hung up and spooled it; otherwise an earlier press did).
+    Spooled {
+        termination: Termination,
+        first: bool,
+    },
 }
 
 impl EndCallOutcome {
@@ -251,7 +257,8 @@ impl EndCallOutcome {
         match self {
             EndCallOutcome::Ended(t)
             | EndCallOutcome::NotEnded(t)
-            | EndCallOutcome::AlreadyRecorded(t) => t,
+            | EndCallOutcome::AlreadyRecorded(t)
+            | EndCallOutcome::Spooled { termination: t, .. } => t,
         }
     }
 }
@@ -288,6 +295,17 @@ pub async fn end_call(
     if !violations.is_empty() {
         return Err(TerminationError::Invalid(violations));
     }
+    // A press while this call's termination waits in the local spool: that record.
+    match state.spool.find(request.provider, &request.call_id).await {
+        Ok(Some(t)) => {
+            return Ok(EndCallOutcome::Spooled {
+                termination: t,
+                first: false,
+            })
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not read the termination spool"),
+    }
     let claim = Termination {
         id: TerminationId::generate(),
         provider: request.provider,
@@ -306,7 +324,24 @@ pub async fn end_call(
         claimed_until: lease_end(Utc::now()),
         review: None,
     };
-    match state.store.claim_termination(&claim).await? {
+    // The store is down (or too slow, or cannot write): end the call anyway (SPEC §11).
+    let claimed = match tokio::time::timeout(
+        crate::spool::store_wait(state),
+        state.store.claim_termination(&claim),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not claim a termination in the store");
+            return offline(state, claim).await;
+        }
+        Err(_) => {
+            tracing::warn!("the store did not answer a termination claim in time");
+            return offline(state, claim).await;
+        }
+    };
+    match claimed {
         Claim::Created(t) => {
             let done = finish_detached(state, t).await?;
             Ok(if done.hangup == Some(HangupResult::Failed) {
@@ -317,6 +352,11 @@ pub async fn end_call(
         }
         Claim::Existing(t) => Ok(EndCallOutcome::AlreadyRecorded(settled(state, t).await?)),
     }
+}
+
+async fn offline(state: &AppState, claim: Termination) -> Result<EndCallOutcome, TerminationError> {
+    let (termination, first) = crate::spool::end_call_offline(state, claim).await?;
+    Ok(EndCallOutcome::Spooled { termination, first })
 }
 
 /// Record a manager's review, once: `StoreError::AlreadyReviewed` the second time,
@@ -380,7 +420,7 @@ async fn identify_caller(
 }
 
 /// Ask the platform to hang up; a failure is recorded, with a safe description.
-async fn hang_up(
+pub(crate) async fn hang_up(
     control: &dyn CallControl,
     claimed: &Termination,
 ) -> (HangupResult, Option<String>) {
@@ -406,7 +446,7 @@ async fn hang_up(
 }
 
 /// The caller's arrangement in force when the call was ended, if any.
-async fn arrangement_in_force(
+pub(crate) async fn arrangement_in_force(
     state: &AppState,
     caller: Option<&PhoneNumber>,
     at: DateTime<Utc>,
@@ -429,7 +469,7 @@ async fn arrangement_in_force(
 }
 
 /// The notification of a completed termination, when a receiver is configured.
-fn notification_for(
+pub(crate) fn notification_for(
     state: &AppState,
     claimed: &Termination,
     outcome: &TerminationOutcome,
@@ -511,6 +551,11 @@ pub async fn recover_stale(state: &AppState) -> Result<usize, StoreError> {
     let now = Utc::now();
     let mut finished = 0;
     for t in state.store.stale_terminations(now, 10).await? {
+        // A claim abandoned when the store stopped answering, whose call this instance
+        // ended and spooled: the spool's drain completes it, with no second hang-up.
+        if matches!(state.spool.find(t.provider, &t.call_id).await, Ok(Some(_))) {
+            continue;
+        }
         if state
             .store
             .lease_stale_termination(&t.id, now, lease_end(now))

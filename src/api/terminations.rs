@@ -313,6 +313,7 @@ fn record_response(status: StatusCode, t: &Termination) -> Response {
     responses(
         (status = 201, description = "Ended and recorded", body = TerminationView),
         (status = 200, description = "Already recorded (a repeated press)", body = TerminationView),
+        (status = 202, description = "Ended; the store is down, so the record (with `\"stored\": false`) is kept locally until it answers (SPEC §11)", body = TerminationView),
         (status = 502, description = "Recorded, but the platform could not be reached to hang up (SPEC §9): the body is the record, with hangup.result = failed", body = TerminationView),
         (status = 401, body = crate::api::error::Problem),
         (status = 404, description = "Unknown provider", body = crate::api::error::Problem),
@@ -367,6 +368,16 @@ pub async fn terminate(
         EndCallOutcome::Ended(_) => StatusCode::CREATED,
         EndCallOutcome::NotEnded(_) => StatusCode::BAD_GATEWAY,
         EndCallOutcome::AlreadyRecorded(_) => StatusCode::OK,
+        EndCallOutcome::Spooled { termination, first } => {
+            let failed = termination.hangup == Some(crate::domain::HangupResult::Failed);
+            let status = if *first && failed {
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::ACCEPTED
+            };
+            let body = crate::spool::spooled_body(termination);
+            return Ok((status, Json(body)).into_response());
+        }
     };
     Ok(record_response(status, outcome.termination()))
 }

@@ -14,6 +14,7 @@ pub mod console;
 mod console_sql;
 pub mod lifecycle;
 mod lifecycle_sql;
+mod pg_listen;
 pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;

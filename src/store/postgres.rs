@@ -32,9 +32,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub const CHANGE_CHANNEL: &str = "fairline_arrangements";
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-type ChangeSender = broadcast::Sender<Option<Vec<PhoneNumber>>>;
+use super::pg_listen::ChangeSender;
 
 /// A PostgreSQL-backed store.
 pub struct PgStore {
@@ -117,7 +116,7 @@ impl PgStore {
         // Listen before returning, so that no change made after `connect` is missed.
         let mut listener = PgListener::connect_with(&pool).await.map_err(map_sqlx)?;
         listener.listen(&channel).await.map_err(map_sqlx)?;
-        tokio::spawn(listen_loop(
+        tokio::spawn(super::pg_listen::listen_loop(
             listener,
             pool.clone(),
             channel.clone(),
@@ -178,80 +177,6 @@ fn advisory_key(number: &str) -> i64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     i64::from_ne_bytes(h.to_ne_bytes())
-}
-
-async fn listen_loop(
-    listener: PgListener,
-    pool: PgPool,
-    channel: String,
-    tx: ChangeSender,
-    cancel: CancellationToken,
-) {
-    let mut current = Some(listener);
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let mut listener = match current.take() {
-            Some(l) => l,
-            None => {
-                let attempt = async {
-                    let mut l = PgListener::connect_with(&pool).await?;
-                    l.listen(&channel).await?;
-                    Ok::<_, sqlx::Error>(l)
-                };
-                let result = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    r = attempt => r,
-                };
-                match result {
-                    Ok(l) => {
-                        tracing::info!("change listener reconnected; resynchronising caches");
-                        let _ = tx.send(None);
-                        backoff = Duration::from_millis(100);
-                        l
-                    }
-                    Err(sqlx::Error::PoolClosed) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "change listener cannot connect; retrying");
-                        tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        continue;
-                    }
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = listener.try_recv() => r,
-            };
-            match next {
-                Ok(Some(n)) => {
-                    let item = serde_json::from_str::<Vec<PhoneNumber>>(n.payload()).ok();
-                    let _ = tx.send(item);
-                }
-                Ok(None) => {
-                    // The connection was lost; the next try_recv reconnects and re-listens.
-                    // Anything sent meanwhile was missed: resynchronise.
-                    tracing::warn!("change listener lost its connection");
-                    let _ = tx.send(None);
-                }
-                Err(sqlx::Error::PoolClosed) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "change listener failed; reconnecting");
-                    let _ = tx.send(None);
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
 }
 
 /// Writes lock what they depend on — the phone numbers (advisory locks, in sorted order) and

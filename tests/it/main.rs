@@ -12,6 +12,7 @@ mod logs;
 mod notices;
 mod openapi;
 mod ops;
+mod outage;
 mod procs;
 mod robustness;
 mod scale;

@@ -1179,6 +1179,7 @@ async fn open_from_config_creates_the_sqlite_file() {
     let path = dir.path().join("data").join("fairline.db");
     let cfg = fairline::config::StorageConfig {
         url: fairline::config::Secret::new(format!("sqlite://{}", path.display())),
+        spool_dir: None,
     };
     let store = fairline::store::open(&cfg).await.unwrap();
     store.ping().await.unwrap();
