@@ -27,7 +27,7 @@ const MAX_TEXT: usize = 4000;
 
 /// A review as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ReviewView {
+pub struct ArrangementReviewView {
     #[schema(example = "rev_01JF0000000000000000000000")]
     pub id: String,
     pub arrangement_id: String,
@@ -41,9 +41,9 @@ pub struct ReviewView {
     pub reviewed_at: DateTime<Utc>,
 }
 
-impl From<&ArrangementReview> for ReviewView {
+impl From<&ArrangementReview> for ArrangementReviewView {
     fn from(r: &ArrangementReview) -> Self {
-        ReviewView {
+        ArrangementReviewView {
             id: r.id.to_string(),
             arrangement_id: r.arrangement_id.to_string(),
             arrangement_version: r.arrangement_version,
@@ -57,8 +57,8 @@ impl From<&ArrangementReview> for ReviewView {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ReviewList {
-    pub items: Vec<ReviewView>,
+pub struct ArrangementReviewList {
+    pub items: Vec<ArrangementReviewView>,
 }
 
 /// An appeal as the API shows it: the decision fields are null while it is open.
@@ -106,7 +106,7 @@ pub struct AppealList {
 /// `POST …/reviews` body (documentation; the handler reads the JSON field by field).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReviewRequest {
+pub struct ArrangementReviewRequest {
     #[schema(value_type = ReviewOutcomeName, example = "continue")]
     pub outcome: String,
     pub notes: Option<String>,
@@ -140,7 +140,7 @@ pub struct AppealQuery {
     #[param(value_type = Option<AppealStatusName>)]
     pub status: Option<String>,
     /// Only the appeals against this arrangement (arr_…).
-    #[param(pattern = "^arr_[0-9A-HJKMNP-TV-Z]{26}$")]
+    #[param(schema_with = crate::api::schemas::arrangement_cursor)]
     pub arrangement_id: Option<String>,
     /// At most this many (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
@@ -268,9 +268,9 @@ fn lifecycle_error(e: LifecycleError, not_found: &str) -> ApiError {
     tag = "reviews",
     path = "/api/v1/arrangements/{id}/reviews",
     params(("id" = String, Path, description = "arr_…")),
-    request_body = ReviewRequest,
+    request_body = ArrangementReviewRequest,
     responses(
-        (status = 201, description = "Recorded; the arrangement has a new version", body = ReviewView),
+        (status = 201, description = "Recorded; the arrangement has a new version", body = ArrangementReviewView),
         (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
         (status = 404, body = crate::api::error::Problem),
         (status = 409, description = "The arrangement is revoked", body = crate::api::error::Problem),
@@ -363,7 +363,7 @@ pub async fn create_review(
         actor = %principal.name,
         "arrangement reviewed"
     );
-    Ok((StatusCode::CREATED, Json(ReviewView::from(&saved))).into_response())
+    Ok((StatusCode::CREATED, Json(ArrangementReviewView::from(&saved))).into_response())
 }
 
 #[utoipa::path(
@@ -373,7 +373,7 @@ pub async fn create_review(
     path = "/api/v1/arrangements/{id}/reviews",
     params(("id" = String, Path, description = "arr_…")),
     responses(
-        (status = 200, body = ReviewList),
+        (status = 200, body = ArrangementReviewList),
         (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
         (status = 404, body = crate::api::error::Problem),
     ),
@@ -383,15 +383,15 @@ pub async fn list_reviews(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<ReviewList>> {
+) -> ApiResult<Json<ArrangementReviewList>> {
     principal.require_manager()?;
     let id = arrangement_id(&id)?;
     let reviews = state.store.list_reviews(&id).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound(format!("no arrangement {id}")),
         other => other.into(),
     })?;
-    Ok(Json(ReviewList {
-        items: reviews.iter().map(ReviewView::from).collect(),
+    Ok(Json(ArrangementReviewList {
+        items: reviews.iter().map(ArrangementReviewView::from).collect(),
     }))
 }
 
