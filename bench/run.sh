@@ -57,6 +57,7 @@ wait_http() { # url
 
 start_fairline() {
   FAIRLINE_STORAGE__URL="sqlite://$db" RUST_LOG="${RUST_LOG:-warn}" \
+    FAIRLINE_VONAGE__PRIVATE_KEY="$(cat "$root/fixtures/vonage/test-application-private-key.pem")" \
     "$target/release/fairline" serve --config "$here/config.toml" >>"$work/fairline.log" 2>&1 &
   fairline_pid=$!
   wait_http "http://$fairline_addr/readyz"
@@ -89,6 +90,8 @@ template_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["
 fixture="$root/fixtures/twilio/incoming-call.txt"
 sed 's/%2B442920123456/%2B442920999999/g' "$fixture" >"$work/unknown.txt"
 cp "$fixture" "$work/arranged.txt"
+printf '%s' '{"from":"442920999999","to":"442079460000","uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","conversation_uuid":"CON-f972836a-550f-45fa-956c-12a2ab5b7d22"}' \
+  >"$work/vonage-unknown.json"
 
 peak_file="$work/peak"
 sample_peak() { # pid: write the highest VmRSS seen while it runs
@@ -99,10 +102,11 @@ sample_peak() { # pid: write the highest VmRSS seen while it runs
   done
 }
 
-run() { # label store addr body unique_sid [connections]
+run() { # label store addr body unique_sid [connections] [path] [content type]
   local out
-  out="$(BODY_FILE="$4" UNIQUE_SID="$5" wrk -t"$threads" -c"${6:-$connections}" -d"${duration}s" \
-    -s "$here/wrk-report.lua" "http://$3/webhooks/twilio/voice" | grep '^RESULT')"
+  out="$(BODY_FILE="$4" UNIQUE_SID="$5" CONTENT_TYPE="${8:-application/x-www-form-urlencoded}" \
+    wrk -t"$threads" -c"${6:-$connections}" -d"${duration}s" \
+    -s "$here/wrk-report.lua" "http://$3${7:-/webhooks/twilio/voice}" | grep '^RESULT')"
   echo "$1 $2 $out" >>"$work/results"
   echo "$1 $2 $out" >&2
 }
@@ -121,6 +125,11 @@ round() { # store label
   run fairline_b "$1" "$fairline_addr" "$work/arranged.txt" 1
   run static_l "$1" "$static_addr" "$work/unknown.txt" 0 "$latency_connections"
   run fairline_l "$1" "$fairline_addr" "$work/unknown.txt" 0 "$latency_connections"
+  # Vonage: the answer webhook (JSON) for an unknown caller, against a static NCCO.
+  run static_v "$1" "$static_addr" "$work/vonage-unknown.json" 0 "$connections" \
+    /webhooks/vonage/answer application/json
+  run fairline_v "$1" "$fairline_addr" "$work/vonage-unknown.json" 0 "$connections" \
+    /webhooks/vonage/answer application/json
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   echo "peak $1 $(cat "$peak_file" 2>/dev/null || echo 0)" >>"$work/memory"
 }
@@ -172,18 +181,20 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
     printf "| arrangements stored | scenario | req/s | p50 ms | p99 ms | errors | req/s vs static |\n"
     printf "|---|---|---:|---:|---:|---:|---:|\n"
     split("empty 1M", stores, " ")
-    split("static_a fairline_a static_b fairline_b static_l fairline_l", order, " ")
+    split("static_a fairline_a static_b fairline_b static_l fairline_l static_v fairline_v", order, " ")
     label["static_a"] = "static TwiML baseline (body a)"
     label["fairline_a"] = "(a) unknown caller"
     label["static_b"] = "static TwiML baseline (body b)"
     label["fairline_b"] = "(b) arrangement + allowance, SQLite write per call"
     label["static_l"] = "static TwiML baseline, below saturation"
     label["fairline_l"] = "(a) unknown caller, below saturation"
+    label["static_v"] = "static NCCO baseline (Vonage)"
+    label["fairline_v"] = "(v) Vonage answer, unknown caller"
     for (s = 1; s <= 2; s++) {
       st = stores[s]; shown = (st == "empty") ? "1" : n
-      for (i = 1; i <= 6; i++) {
+      for (i = 1; i <= 8; i++) {
         k = order[i] "/" st
-        base = ((order[i] ~ /_a$/) ? "static_a" : ((order[i] ~ /_l$/) ? "static_l" : "static_b")) "/" st
+        base = ((order[i] ~ /_a$/) ? "static_a" : ((order[i] ~ /_l$/) ? "static_l" : ((order[i] ~ /_v$/) ? "static_v" : "static_b"))) "/" st
         printf "| %s | %s | %.0f | %.2f | %.2f | %d | %.0f%% |\n", shown, label[order[i]], rps[k], p50[k] / 1000, p99[k] / 1000, bad[k], 100 * rps[k] / rps[base]
       }
     }

@@ -1,4 +1,5 @@
--- Shared by every wrk run in bench/run.sh: POST a form body, print one parseable line.
+-- Shared by every wrk run in bench/run.sh: POST a body, print one parseable line.
+-- CONTENT_TYPE (env) is the body's type: a form unless told otherwise (Vonage sends JSON).
 -- BODY_FILE (env) holds the form body; when UNIQUE_SID=1 every request gets its own CallSid.
 local body_template
 local unique = os.getenv("UNIQUE_SID") == "1"
@@ -16,7 +17,7 @@ function init(args)
   body_template = f:read("*a")
   f:close()
   wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/x-www-form-urlencoded"
   wrk.body = body_template
   RUN_ID = os.time()
 end

@@ -1,6 +1,7 @@
 //! A baseline for `bench/run.sh`: an axum server that answers every
-//! `POST /webhooks/twilio/voice` with a fixed TwiML document, after reading the body the same
-//! way Fairline does. Not part of the production router.
+//! `POST /webhooks/twilio/voice` with a fixed TwiML document and every
+//! `POST /webhooks/vonage/answer` with a fixed NCCO, after reading the body the same way
+//! Fairline does. Not part of the production router.
 //!
 //! `cargo run --release --example static_twiml -- 127.0.0.1:18081`
 
@@ -16,6 +17,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Redirect method="POST">https://example.org/twiml/main-menu</Redirect></Response>"#;
 
+const NCCO: &str = r#"[{"action":"connect","from":"442079460000","endpoint":[{"type":"sip","uri":"sip:main-queue@pbx.example.org"}]}]"#;
+
+async fn answer(body: Bytes) -> impl IntoResponse {
+    std::hint::black_box(body.len());
+    ([(header::CONTENT_TYPE, "application/json")], NCCO)
+}
+
 async fn voice(body: Bytes) -> impl IntoResponse {
     // Touch the body so that reading it is part of the work, as in the real handler.
     std::hint::black_box(body.len());
@@ -27,7 +35,9 @@ async fn main() -> anyhow::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:18081".to_owned());
-    let app = Router::new().route("/webhooks/twilio/voice", post(voice));
+    let app = Router::new()
+        .route("/webhooks/twilio/voice", post(voice))
+        .route("/webhooks/vonage/answer", post(answer));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     axum::serve(listener, app).await?;
     Ok(())

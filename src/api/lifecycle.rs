@@ -363,7 +363,11 @@ pub async fn create_review(
         actor = %principal.name,
         "arrangement reviewed"
     );
-    Ok((StatusCode::CREATED, Json(ArrangementReviewView::from(&saved))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(ArrangementReviewView::from(&saved)),
+    )
+        .into_response())
 }
 
 #[utoipa::path(
