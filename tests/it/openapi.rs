@@ -426,3 +426,56 @@ async fn api_errors_from_extractors_and_layers_are_problem_json() {
     );
     app.stop().await;
 }
+
+/// The property names of an operation's JSON request body, through its component schema.
+fn request_properties(doc: &Value, operation_id: &str) -> BTreeSet<String> {
+    let op = operations(doc)
+        .into_iter()
+        .find(|(_, _, op)| op["operationId"] == operation_id)
+        .unwrap_or_else(|| panic!("no operation {operation_id}"))
+        .2;
+    let reference = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{operation_id}: the body is not a named schema"));
+    let name = reference.rsplit('/').next().unwrap();
+    doc["components"]["schemas"][name]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{operation_id}: {name} has no properties"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn openapi_each_review_body_keeps_its_own_schema() {
+    // utoipa keeps one component per name: two request types of one name (the review of an
+    // ended call, the review of an arrangement) once shared a schema, and the document then
+    // described the wrong body for one of them. Each must document what its handler reads.
+    let app = TestApp::spawn("").await;
+    let doc = served_document(&app).await;
+    let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        request_properties(&doc, "reviewTermination"),
+        set(&["outcome", "notes"])
+    );
+    assert_eq!(
+        request_properties(&doc, "createReview"),
+        set(&["outcome", "notes", "next_review_due"])
+    );
+    assert_eq!(
+        request_properties(&doc, "decideAppeal"),
+        set(&["outcome", "decided_by", "notes"])
+    );
+    // And the server agrees: the arrangement review's field is refused on an ended call's.
+    let resp = app
+        .manager(
+            Method::POST,
+            "/api/v1/terminations/trm_01JF0000000000000000000000/review",
+        )
+        .json(&serde_json::json!({"outcome": "no_action", "next_review_due": "2030-01-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}
