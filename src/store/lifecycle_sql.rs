@@ -315,6 +315,9 @@ macro_rules! shared_lifecycle {
 
                 async fn queue_notice(&self, n: &NewNotice) -> Result<bool, StoreError> {
                     let at = trunc(n.created_at);
+                    // Delivery is operational time, like the termination outbox: the worker
+                    // compares it with the wall clock, whatever clock dated the event.
+                    let first_attempt = $crate::store::common::now_ms();
                     let (_turn, mut tx) = self.lifecycle_write().await?;
                     let done = sqlx::query(INSERT_NOTICE)
                         .bind(&n.id)
@@ -322,7 +325,7 @@ macro_rules! shared_lifecycle {
                         .bind(&n.event)
                         .bind(n.arrangement_id.as_str())
                         .bind(&n.payload)
-                        .bind(Ts(at))
+                        .bind(Ts(first_attempt))
                         .bind(Ts(at))
                         .execute(&mut *tx)
                         .await
