@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::domain::{CallId, CallerId, HangupResult, PhoneNumber, Provider};
 use crate::messages::SpokenMessage;
 
+pub mod rest;
 pub mod telnyx;
 pub mod twilio;
 pub mod vonage;
