@@ -109,6 +109,21 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Fields already taken apart by a typed body (serde with `deny_unknown_fields`, so none
+    /// is unknown): each name with its value, absent when `None`.
+    pub fn of_entries(
+        source: Source,
+        entries: impl IntoIterator<Item = (&'static str, Option<&'a Value>)>,
+    ) -> Self {
+        let mut f = Self::new(source, "", None);
+        for (key, value) in entries {
+            if let Some(v) = value {
+                f.entries.insert(key.to_string(), v);
+            }
+        }
+        f
+    }
+
     /// A query string already parsed into its named parameters.
     pub fn query(params: &'a Value) -> Self {
         Self::new(Source::Query, "", Some(params))
@@ -142,6 +157,11 @@ impl<'a> Fields<'a> {
     /// Whether a field is there (not `null`, and in a query string not empty).
     pub fn has(&self, key: &str) -> bool {
         self.entries.get(key).is_some_and(|v| self.is_given(v))
+    }
+
+    /// A field's value, left in place (to see what a body gives before reading it).
+    pub fn peek(&self, key: &str) -> Option<&'a Value> {
+        self.entries.get(key).copied().filter(|v| self.is_given(v))
     }
 
     /// Take a field's value out; `null` (and in a query string `?x=`) reads as absent.

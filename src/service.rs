@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cache::Lookup;
 use crate::config::{LookupFailurePolicy, RefuseBlockedWith};
-use crate::domain::{Arrangement, ArrangementId, CallerId, LanguageSetting, StaffId};
+use crate::domain::{Arrangement, ArrangementId, CallerId, LanguageSetting, PhoneNumber, StaffId};
 use crate::engine::{self, Decision, Outcome, Reason};
 use crate::messages::{self, MessageContext, MessageKey, SpokenMessage};
 use crate::providers::{CallAction, CallEvent};
@@ -101,20 +101,7 @@ impl App {
                 arrangements,
                 source,
             } => (arrangements, source),
-            Lookup::Failed => {
-                metrics::counter!("fairline_lookup_failures_total", "fallback" => "failure_default")
-                    .increment(1);
-                tracing::warn!(
-                    caller = %number.masked(),
-                    "arrangement lookup failed with nothing cached: applying on_lookup_failure"
-                );
-                let outcome = match self.config.decision.on_lookup_failure {
-                    LookupFailurePolicy::Continue => Outcome::Continue,
-                    LookupFailurePolicy::Refuse => Outcome::Refuse,
-                };
-                let decision = Decision::plain(outcome, Reason::LookupFailed);
-                return self.finish(decision, None, DecisionSource::FailureDefault, now);
-            }
+            Lookup::Failed => return self.lookup_failed(&number, now),
         };
         let Some(arrangement) = arrangements.iter().find(|a| a.in_force_at(now)).cloned() else {
             let decision = engine::decide(&event.caller, None, 0, now, &self.calendar);
@@ -130,6 +117,36 @@ impl App {
             return self.finish(decision, Some(&arrangement), source, now);
         }
 
+        self.decide_counted(event, number, arrangement, source, now)
+            .await
+    }
+
+    /// Nothing cached and the store failing: `decision.on_lookup_failure` decides.
+    fn lookup_failed(&self, number: &PhoneNumber, now: DateTime<Utc>) -> CallDecision {
+        metrics::counter!("fairline_lookup_failures_total", "fallback" => "failure_default")
+            .increment(1);
+        tracing::warn!(
+            caller = %number.masked(),
+            "arrangement lookup failed with nothing cached: applying on_lookup_failure"
+        );
+        let outcome = match self.config.decision.on_lookup_failure {
+            LookupFailurePolicy::Continue => Outcome::Continue,
+            LookupFailurePolicy::Refuse => Outcome::Refuse,
+        };
+        let decision = Decision::plain(outcome, Reason::LookupFailed);
+        self.finish(decision, None, DecisionSource::FailureDefault, now)
+    }
+
+    /// A caller under an arrangement in force: count the call in the period and record it
+    /// in one store transaction; a failed write decides without counting.
+    async fn decide_counted(
+        &self,
+        event: &CallEvent,
+        number: PhoneNumber,
+        arrangement: Arrangement,
+        source: DecisionSource,
+        now: DateTime<Utc>,
+    ) -> CallDecision {
         let period = arrangement
             .allowance
             .map(|a| engine::period_bounds(a.per, now, self.calendar.tz));

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiJson, Principal};
 use crate::api::query::{self, next_cursor};
 use crate::api::rejection::{ApiPath, ApiQuery};
@@ -17,7 +17,7 @@ use crate::domain::{
     Allowance, AllowancePeriod, Arrangement, ArrangementId, ArrangementKind, ArrangementStatus,
     Day, LanguageSetting, LocalTime, PhoneNumber, StaffId, Window,
 };
-use crate::fields::{Fields as FieldReader, Optional};
+use crate::fields::{Fields, Optional, Required};
 use crate::state::AppState;
 use crate::store::{ArrangementFilter, ArrangementVersion, ChangeKind};
 
@@ -186,121 +186,51 @@ const READ_ONLY: [&str; 9] = [
     "revoked_at",
     "revoked_reason",
 ];
-const WRITABLE: [&str; 18] = [
-    "customer_explanation",
-    "urgent_route",
-    "customer_ref",
-    "customer_name",
-    "phone_numbers",
-    "kind",
-    "windows",
-    "allowance",
-    "designated_staff",
-    "max_call_minutes",
-    "language",
-    "reason",
-    "decided_by",
-    "equality_advice_sought",
-    "advocate",
-    "starts_at",
-    "ends_at",
-    "review_due",
-];
-
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
-}
-
-impl<'a> Fields<'a> {
-    fn err(&mut self, field: impl Into<String>, msg: impl Into<String>) {
-        self.errors.push(FieldError::new(field, msg));
-    }
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-    fn text(&mut self, key: &str, required: bool, max: usize) -> Option<String> {
-        match self.get(key) {
-            None => {
-                if required {
-                    self.err(key, "is required");
-                }
-                None
-            }
-            Some(Value::String(s)) if s.trim().is_empty() && required => {
-                self.err(key, "must not be empty");
-                None
-            }
-            Some(Value::String(s)) if s.chars().count() > max => {
-                self.err(key, format!("must be at most {max} characters"));
-                None
-            }
-            Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
-            Some(_) => {
-                self.err(key, "must be a string");
-                None
-            }
-        }
-    }
-    fn instant(&mut self, key: &str, required: bool) -> Option<DateTime<Utc>> {
-        match self.get(key) {
-            None => {
-                if required {
-                    self.err(key, "is required");
-                }
-                None
-            }
-            Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(_) => {
-                    self.err(
-                        key,
-                        "must be an RFC 3339 instant, e.g. 2026-12-01T00:00:00Z",
-                    );
-                    None
-                }
-            },
-            Some(_) => {
-                self.err(key, "must be an RFC 3339 instant string");
-                None
-            }
-        }
-    }
-}
-
-/// The body as a field reader; unknown fields and an `id` that is not the one being updated
-/// are already reported in it.
+/// The body as a field reader; read-only fields are set aside and an `id` that is not the
+/// one being updated is already reported in it.
 fn fields_of<'a>(body: &'a Value, existing: Option<&Arrangement>) -> ApiResult<Fields<'a>> {
-    let Some(map) = body.as_object() else {
-        return Err(ApiError::validation("body", "must be a JSON object"));
-    };
-    let mut f = Fields {
-        map,
-        errors: Vec::new(),
-    };
-    for key in map.keys() {
-        if !WRITABLE.contains(&key.as_str()) && !READ_ONLY.contains(&key.as_str()) {
-            f.err(key.clone(), "unknown field");
-        }
-    }
-    if let (Some(existing), Some(Value::String(id))) = (existing, map.get("id")) {
+    let mut f = Fields::body(body).map_err(|p| ApiError::Validation(vec![p.into()]))?;
+    if let (Some(existing), Some(Value::String(id))) = (existing, f.take("id")) {
         if id != existing.id.as_str() {
-            f.err("id", "does not match the arrangement being updated");
+            f.problem("id", "does not match the arrangement being updated");
         }
     }
+    f.skip(&READ_ONLY);
     Ok(f)
+}
+
+/// Which rules the body gives, seen before they are read (for [`kind_rules`]).
+#[derive(Clone, Copy)]
+struct RulesGiven {
+    windows: bool,
+    allowance: bool,
+    designated_staff: bool,
+}
+
+impl RulesGiven {
+    fn of(f: &Fields<'_>) -> Self {
+        let non_empty = |k: &str| {
+            f.peek(k)
+                .is_some_and(|v| !v.as_array().is_some_and(|a| a.is_empty()))
+        };
+        RulesGiven {
+            windows: non_empty("windows"),
+            allowance: f.peek("allowance").is_some(),
+            designated_staff: non_empty("designated_staff"),
+        }
+    }
 }
 
 /// `phone_numbers`: one to twenty numbers, normalised, none twice.
 fn phone_numbers_field(f: &mut Fields<'_>) -> Vec<PhoneNumber> {
     let mut phone_numbers = Vec::new();
-    match f.get("phone_numbers") {
-        None => f.err("phone_numbers", "is required: one or more numbers"),
+    match f.take("phone_numbers") {
+        None => f.problem_at("phone_numbers", "is required: one or more numbers"),
         Some(Value::Array(items)) if items.is_empty() => {
-            f.err("phone_numbers", "must list one or more numbers")
+            f.problem_at("phone_numbers", "must list one or more numbers")
         }
         Some(Value::Array(items)) if items.len() > 20 => {
-            f.err("phone_numbers", "must list at most 20 numbers")
+            f.problem_at("phone_numbers", "must list at most 20 numbers")
         }
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
@@ -308,36 +238,36 @@ fn phone_numbers_field(f: &mut Fields<'_>) -> Vec<PhoneNumber> {
                 match item.as_str().map(PhoneNumber::parse) {
                     Some(Ok(n)) => {
                         if phone_numbers.contains(&n) {
-                            f.err(field, "is listed twice");
+                            f.problem_at(field, "is listed twice");
                         } else {
                             phone_numbers.push(n);
                         }
                     }
-                    Some(Err(crate::domain::PhoneNumberError::Withheld)) => f.err(
+                    Some(Err(crate::domain::PhoneNumberError::Withheld)) => f.problem_at(
                         field,
                         "is a withheld-number form, which can never match a caller",
                     ),
-                    Some(Err(_)) => f.err(field, "is not a phone number"),
-                    None => f.err(field, "must be a string"),
+                    Some(Err(_)) => f.problem_at(field, "is not a phone number"),
+                    None => f.problem_at(field, "must be a string"),
                 }
             }
         }
-        Some(_) => f.err("phone_numbers", "must be a list of strings"),
+        Some(_) => f.problem_at("phone_numbers", "must be a list of strings"),
     }
     phone_numbers
 }
 
 /// `kind`: restricted or blocked.
 fn kind_field(f: &mut Fields<'_>) -> Option<ArrangementKind> {
-    let kind = match f.get("kind") {
+    let kind = match f.take("kind") {
         None => {
-            f.err("kind", "is required: restricted or blocked");
+            f.problem_at("kind", "is required: restricted or blocked");
             None
         }
         Some(Value::String(s)) if s == "restricted" => Some(ArrangementKind::Restricted),
         Some(Value::String(s)) if s == "blocked" => Some(ArrangementKind::Blocked),
         Some(_) => {
-            f.err("kind", "must be restricted or blocked");
+            f.problem_at("kind", "must be restricted or blocked");
             None
         }
     };
@@ -347,18 +277,18 @@ fn kind_field(f: &mut Fields<'_>) -> Option<ArrangementKind> {
 /// `windows`: each with days, and `start < end`.
 fn windows_field(f: &mut Fields<'_>) -> Vec<Window> {
     let mut windows = Vec::new();
-    match f.get("windows") {
+    match f.take("windows") {
         None => {}
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let base = format!("windows[{i}]");
                 let Some(obj) = item.as_object() else {
-                    f.err(base, "must be an object with days, start and end");
+                    f.problem_at(base, "must be an object with days, start and end");
                     continue;
                 };
                 for k in obj.keys() {
                     if !["days", "start", "end"].contains(&k.as_str()) {
-                        f.err(format!("{base}.{k}"), "unknown field");
+                        f.problem_at(format!("{base}.{k}"), "unknown field");
                     }
                 }
                 let mut days = Vec::new();
@@ -369,15 +299,17 @@ fn windows_field(f: &mut Fields<'_>) -> Vec<Window> {
                                 serde_json::from_value::<Day>(Value::String(s.into())).ok()
                             }) {
                                 Some(day) if !days.contains(&day) => days.push(day),
-                                Some(_) => f.err(format!("{base}.days[{j}]"), "is listed twice"),
-                                None => f.err(
+                                Some(_) => {
+                                    f.problem_at(format!("{base}.days[{j}]"), "is listed twice")
+                                }
+                                None => f.problem_at(
                                     format!("{base}.days[{j}]"),
                                     "must be one of mon, tue, wed, thu, fri, sat, sun",
                                 ),
                             }
                         }
                     }
-                    _ => f.err(
+                    _ => f.problem_at(
                         format!("{base}.days"),
                         "must list one or more days (mon … sun)",
                     ),
@@ -386,7 +318,7 @@ fn windows_field(f: &mut Fields<'_>) -> Vec<Window> {
                     |k: &str| match obj.get(k).and_then(|v| v.as_str()).map(LocalTime::parse) {
                         Some(Ok(t)) => Some(t),
                         _ => {
-                            f.err(
+                            f.problem_at(
                                 format!("{base}.{k}"),
                                 "must be a local time HH:MM (00:00 to 24:00)",
                             );
@@ -397,7 +329,7 @@ fn windows_field(f: &mut Fields<'_>) -> Vec<Window> {
                 let end = time("end");
                 if let (Some(s), Some(e)) = (start, end) {
                     if s >= e {
-                        f.err(format!("{base}.end"), "must be later than start");
+                        f.problem_at(format!("{base}.end"), "must be later than start");
                     } else if !days.is_empty() {
                         days.sort();
                         windows.push(Window {
@@ -409,25 +341,25 @@ fn windows_field(f: &mut Fields<'_>) -> Vec<Window> {
                 }
             }
         }
-        Some(_) => f.err("windows", "must be a list of windows"),
+        Some(_) => f.problem_at("windows", "must be a list of windows"),
     }
     windows
 }
 
 /// `allowance`: a count from 1 to 1000 per day or week.
 fn allowance_field(f: &mut Fields<'_>) -> Option<Allowance> {
-    let allowance = match f.get("allowance") {
+    let allowance = match f.take("allowance") {
         None => None,
         Some(Value::Object(obj)) => {
             for k in obj.keys() {
                 if !["count", "per"].contains(&k.as_str()) {
-                    f.err(format!("allowance.{k}"), "unknown field");
+                    f.problem_at(format!("allowance.{k}"), "unknown field");
                 }
             }
             let count = match obj.get("count").and_then(|v| v.as_u64()) {
                 Some(c) if (1..=1000).contains(&c) => u32::try_from(c).ok(),
                 _ => {
-                    f.err("allowance.count", "must be a whole number from 1 to 1000");
+                    f.problem_at("allowance.count", "must be a whole number from 1 to 1000");
                     None
                 }
             };
@@ -435,14 +367,14 @@ fn allowance_field(f: &mut Fields<'_>) -> Option<Allowance> {
                 Some("day") => Some(AllowancePeriod::Day),
                 Some("week") => Some(AllowancePeriod::Week),
                 _ => {
-                    f.err("allowance.per", "must be day or week");
+                    f.problem_at("allowance.per", "must be day or week");
                     None
                 }
             };
             count.zip(per).map(|(count, per)| Allowance { count, per })
         }
         Some(_) => {
-            f.err(
+            f.problem_at(
                 "allowance",
                 "must be an object {\"count\": N, \"per\": \"day\"|\"week\"}",
             );
@@ -455,37 +387,37 @@ fn allowance_field(f: &mut Fields<'_>) -> Option<Allowance> {
 /// `designated_staff`: configured staff ids, none twice.
 fn designated_staff_field(f: &mut Fields<'_>, state: &AppState) -> Vec<StaffId> {
     let mut designated_staff = Vec::new();
-    match f.get("designated_staff") {
+    match f.take("designated_staff") {
         None => {}
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let field = format!("designated_staff[{i}]");
                 match item.as_str().map(StaffId::parse) {
-                    Some(Ok(id)) if state.config.staff_member(&id).is_none() => f.err(
+                    Some(Ok(id)) if state.config.staff_member(&id).is_none() => f.problem_at(
                         field,
                         format!("no member of staff {:?} is configured", id.as_str()),
                     ),
                     Some(Ok(id)) if designated_staff.contains(&id) => {
-                        f.err(field, "is listed twice")
+                        f.problem_at(field, "is listed twice")
                     }
                     Some(Ok(id)) => designated_staff.push(id),
-                    _ => f.err(field, "must be a staff id ([a-z0-9_-]+)"),
+                    _ => f.problem_at(field, "must be a staff id ([a-z0-9_-]+)"),
                 }
             }
         }
-        Some(_) => f.err("designated_staff", "must be a list of staff ids"),
+        Some(_) => f.problem_at("designated_staff", "must be a list of staff ids"),
     }
     designated_staff
 }
 
 /// `max_call_minutes`: 1 to 240.
 fn max_call_minutes_field(f: &mut Fields<'_>) -> Option<u32> {
-    let max_call_minutes = match f.get("max_call_minutes") {
+    let max_call_minutes = match f.take("max_call_minutes") {
         None => None,
         Some(v) => match v.as_u64() {
             Some(m) if (1..=240).contains(&m) => u32::try_from(m).ok(),
             _ => {
-                f.err(
+                f.problem_at(
                     "max_call_minutes",
                     "must be a whole number of minutes from 1 to 240",
                 );
@@ -502,7 +434,7 @@ fn language_field(
     state: &AppState,
     existing: Option<&Arrangement>,
 ) -> Option<LanguageSetting> {
-    let language = match f.get("language") {
+    let language = match f.take("language") {
         None => Some(
             existing
                 .map(|e| e.language)
@@ -511,12 +443,12 @@ fn language_field(
         Some(Value::String(s)) => match s.parse::<LanguageSetting>() {
             Ok(l) => Some(l),
             Err(_) => {
-                f.err("language", "must be one of en, cy, en+cy, cy+en");
+                f.problem_at("language", "must be one of en, cy, en+cy, cy+en");
                 None
             }
         },
         Some(_) => {
-            f.err("language", "must be one of en, cy, en+cy, cy+en");
+            f.problem_at("language", "must be one of en, cy, en+cy, cy+en");
             None
         }
     };
@@ -525,11 +457,11 @@ fn language_field(
 
 /// `urgent_route` (SPEC §14): default true; an update without it keeps what the arrangement had.
 fn urgent_route_field(f: &mut Fields<'_>, existing: Option<&Arrangement>) -> bool {
-    match f.get("urgent_route") {
+    match f.take("urgent_route") {
         None => existing.is_none_or(|e| e.urgent_route),
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            f.err("urgent_route", "must be true or false");
+            f.problem_at("urgent_route", "must be true or false");
             true
         }
     }
@@ -537,11 +469,11 @@ fn urgent_route_field(f: &mut Fields<'_>, existing: Option<&Arrangement>) -> boo
 
 /// `equality_advice_sought`: default false.
 fn equality_advice_field(f: &mut Fields<'_>) -> bool {
-    let equality_advice_sought = match f.get("equality_advice_sought") {
+    let equality_advice_sought = match f.take("equality_advice_sought") {
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            f.err("equality_advice_sought", "must be true or false");
+            f.problem_at("equality_advice_sought", "must be true or false");
             false
         }
     };
@@ -557,35 +489,35 @@ fn period_fields(
     existing: Option<&Arrangement>,
 ) -> (DateTime<Utc>, Option<DateTime<Utc>>, Option<NaiveDate>) {
     let starts_at = f
-        .instant("starts_at", false)
+        .instant("starts_at", Optional)
         .or_else(|| existing.map(|e| e.starts_at))
         .unwrap_or(now);
-    let ends_at = f.instant("ends_at", true);
-    let review_due = match f.get("review_due") {
+    let ends_at = f.instant("ends_at", Required);
+    let review_due = match f.take("review_due") {
         None => {
-            f.err("review_due", "is required (YYYY-MM-DD)");
+            f.problem_at("review_due", "is required (YYYY-MM-DD)");
             None
         }
         Some(Value::String(s)) => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
             Ok(d) => Some(d),
             Err(_) => {
-                f.err("review_due", "must be a date YYYY-MM-DD");
+                f.problem_at("review_due", "must be a date YYYY-MM-DD");
                 None
             }
         },
         Some(_) => {
-            f.err("review_due", "must be a date YYYY-MM-DD");
+            f.problem_at("review_due", "must be a date YYYY-MM-DD");
             None
         }
     };
     if let Some(ends) = ends_at {
         if ends <= starts_at {
-            f.err("ends_at", "must be later than starts_at");
+            f.problem_at("ends_at", "must be later than starts_at");
         }
         if let Some(review) = review_due {
             let ends_local = ends.with_timezone(&state.calendar.tz).date_naive();
             if review > ends_local {
-                f.err("review_due", "must be on or before ends_at");
+                f.problem_at("review_due", "must be on or before ends_at");
             }
         }
     }
@@ -593,36 +525,28 @@ fn period_fields(
 }
 
 /// A restricted arrangement needs a rule; a blocked one has none.
-fn kind_rules(f: &mut Fields<'_>, kind: Option<ArrangementKind>) {
-    if let Some(kind) = kind {
-        match kind {
-            ArrangementKind::Restricted => {
-                if f.get("windows")
-                    .is_none_or(|w| w.as_array().is_some_and(|a| a.is_empty()))
-                    && f.get("allowance").is_none()
-                    && f.get("designated_staff")
-                        .is_none_or(|s| s.as_array().is_some_and(|a| a.is_empty()))
-                {
-                    f.err(
-                        "kind",
-                        "a restricted arrangement needs at least one of windows, allowance or designated_staff",
-                    );
-                }
-            }
-            ArrangementKind::Blocked => {
-                for k in ["windows", "designated_staff"] {
-                    if f.get(k)
-                        .and_then(|v| v.as_array())
-                        .is_some_and(|a| !a.is_empty())
-                    {
-                        f.err(k, "must be empty for a blocked arrangement");
-                    }
-                }
-                if f.get("allowance").is_some() {
-                    f.err("allowance", "must be empty for a blocked arrangement");
+fn kind_rules(f: &mut Fields<'_>, kind: Option<ArrangementKind>, given: RulesGiven) {
+    match kind {
+        Some(ArrangementKind::Restricted)
+            if !given.windows && !given.allowance && !given.designated_staff =>
+        {
+            f.problem(
+                "kind",
+                "a restricted arrangement needs at least one of windows, allowance or designated_staff",
+            );
+        }
+        Some(ArrangementKind::Blocked) => {
+            for (k, given) in [
+                ("windows", given.windows),
+                ("designated_staff", given.designated_staff),
+                ("allowance", given.allowance),
+            ] {
+                if given {
+                    f.problem(k, "must be empty for a blocked arrangement");
                 }
             }
         }
+        _ => {}
     }
 }
 
@@ -635,12 +559,13 @@ fn validate(
     existing: Option<&Arrangement>,
 ) -> ApiResult<Arrangement> {
     let mut f = fields_of(body, existing)?;
-    let customer_ref = f.text("customer_ref", true, 100);
-    let customer_name = f.text("customer_name", false, 200);
-    let reason = f.text("reason", true, 4000);
-    let decided_by = f.text("decided_by", true, 200);
-    let advocate = f.text("advocate", false, 500);
-    let customer_explanation = f.text("customer_explanation", false, 4000);
+    let given = RulesGiven::of(&f);
+    let customer_ref = f.text("customer_ref", Required, 100);
+    let customer_name = f.text("customer_name", Optional, 200);
+    let reason = f.text("reason", Required, 4000);
+    let decided_by = f.text("decided_by", Required, 200);
+    let advocate = f.text("advocate", Optional, 500);
+    let customer_explanation = f.text("customer_explanation", Optional, 4000);
 
     let phone_numbers = phone_numbers_field(&mut f);
     let kind = kind_field(&mut f);
@@ -652,11 +577,8 @@ fn validate(
     let equality_advice_sought = equality_advice_field(&mut f);
     let urgent_route = urgent_route_field(&mut f, existing);
     let (starts_at, ends_at, review_due) = period_fields(&mut f, state, now, existing);
-    kind_rules(&mut f, kind);
-
-    if !f.errors.is_empty() {
-        return Err(ApiError::Validation(f.errors));
-    }
+    kind_rules(&mut f, kind, given);
+    ApiError::check(f.finish())?;
     match (
         customer_ref,
         kind,
@@ -768,7 +690,7 @@ pub async fn list(
     principal.require_manager()?;
     let now = state.clock.now();
     let params = query::params(&q);
-    let mut fields = FieldReader::query(&params);
+    let mut fields = Fields::query(&params);
     let phone = fields.phone("phone", Optional);
     let status = fields.choice(
         "status",

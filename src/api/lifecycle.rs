@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::api::error::{ApiError, ApiResult, FieldError};
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiJson, Principal};
 use crate::api::query;
 use crate::api::rejection::{ApiPath, ApiQuery};
@@ -152,59 +152,33 @@ pub struct AppealQuery {
 // Reading bodies
 // ---------------------------------------------------------------------------------------------
 
+/// A request body read with the one field reader ([`crate::fields::Fields`]); `known` are
+/// its fields, any other is reported as unknown.
 struct Body<'a> {
-    map: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
+    fields: Fields<'a>,
+    known: Vec<&'static str>,
 }
 
 impl<'a> Body<'a> {
-    fn new(body: &'a Value, known: &[&str]) -> Result<Self, ApiError> {
-        let map = body
-            .as_object()
-            .ok_or_else(|| ApiError::validation("body", "must be a JSON object"))?;
-        let mut b = Body {
-            map,
-            errors: Vec::new(),
-        };
-        for key in map.keys() {
-            if !known.contains(&key.as_str()) {
-                b.err(key, "unknown field");
-            }
-        }
-        Ok(b)
+    fn new(body: &'a Value, known: &[&'static str]) -> Result<Self, ApiError> {
+        let fields = Fields::body(body).map_err(|p| ApiError::Validation(vec![p.into()]))?;
+        Ok(Body {
+            fields,
+            known: known.to_vec(),
+        })
     }
     fn err(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError::new(field, message));
+        self.fields.problem(field, message);
     }
     fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
+        self.fields.peek(key)
     }
     fn present(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
     fn text(&mut self, key: &str, required: bool) -> Option<String> {
-        match self.get(key) {
-            None if required => {
-                self.err(key, "is required");
-                None
-            }
-            None => None,
-            Some(Value::String(s)) if s.chars().count() > MAX_TEXT => {
-                self.err(key, format!("must be at most {MAX_TEXT} characters"));
-                None
-            }
-            Some(Value::String(s)) => {
-                let t = s.trim();
-                if t.is_empty() && required {
-                    self.err(key, "must not be empty");
-                }
-                Some(t.to_owned()).filter(|t| !t.is_empty())
-            }
-            Some(_) => {
-                self.err(key, "must be a string");
-                None
-            }
-        }
+        let need = if required { Required } else { Optional };
+        self.fields.text(key, need, MAX_TEXT)
     }
     fn choice<T>(&mut self, key: &str, parse: fn(&str) -> Option<T>, words: &str) -> Option<T> {
         match self.get(key) {
@@ -221,12 +195,9 @@ impl<'a> Body<'a> {
             }
         }
     }
-    fn finish(self) -> ApiResult<()> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.errors))
-        }
+    fn finish(mut self) -> ApiResult<()> {
+        self.fields.skip(&self.known);
+        ApiError::check(self.fields.finish())
     }
 }
 

@@ -1,5 +1,7 @@
-//! The `/api/v1` JSON API (SPEC §5, §6, §9): bearer tokens with roles, problem+json errors.
+//! The HTTP edge: [`app`] assembles every route; the `/api/v1` JSON API (SPEC §5, §6, §9):
+//! bearer tokens with roles, problem+json errors.
 
+pub mod app;
 pub mod arrangements;
 pub mod decisions;
 pub mod error;
@@ -15,6 +17,8 @@ pub mod terminations;
 use axum::Router;
 
 use crate::state::AppState;
+
+pub use app::app;
 
 pub fn router(state: AppState) -> Router<AppState> {
     let timeout = state.config.server.request_timeout;

@@ -21,7 +21,7 @@ use crate::api::rejection::{ApiPath, ApiQuery};
 use crate::domain::{
     CallId, Provider, Review, ReviewOutcome, Termination, TerminationId, TerminationReason,
 };
-use crate::fields::{Fields, Optional};
+use crate::fields::{Fields, Optional, Required, Source};
 use crate::state::AppState;
 use crate::store::{ReviewStatus, StoreError, TerminationFilter};
 use crate::terminations::{
@@ -120,95 +120,40 @@ pub struct ReviewBody {
 // Validation
 // ---------------------------------------------------------------------------------------------
 
-fn notes_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<String> {
-    match raw {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => {
-            if let Some(v) = notes_length_rule(s) {
-                errors.push(v.into());
-                None
-            } else if s.trim().is_empty() {
-                None
-            } else {
-                Some(s.clone())
-            }
-        }
-        Some(_) => {
-            errors.push(FieldError::new("notes", "must be a string"));
-            None
-        }
+/// `notes`: at most 4000 characters; blank reads as none.
+fn notes_field(f: &mut Fields<'_>) -> Option<String> {
+    let notes = f.string("notes", Optional)?;
+    if let Some(v) = notes_length_rule(&notes) {
+        broken(f, Some(v));
+        return None;
     }
-}
-
-fn reason_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<TerminationReason> {
-    match raw {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new("reason", "is required"));
-            None
-        }
-        Some(Value::String(s)) => match TerminationReason::parse(s) {
-            Some(r) => Some(r),
-            None => {
-                errors.push(FieldError::new(
-                    "reason",
-                    format!(
-                        "must be one of: {}",
-                        TerminationReason::ALL
-                            .map(TerminationReason::as_str)
-                            .join(", ")
-                    ),
-                ));
-                None
-            }
-        },
-        Some(_) => {
-            errors.push(FieldError::new("reason", "must be a string"));
-            None
-        }
-    }
-}
-
-fn warning_given_field(raw: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<bool> {
-    match raw {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new("warning_given", "is required"));
-            None
-        }
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => {
-            errors.push(FieldError::new("warning_given", "must be true or false"));
-            None
-        }
-    }
+    Some(notes).filter(|n| !n.trim().is_empty())
 }
 
 /// `warned_at`: an RFC 3339 instant not after `now` (give or take the agent's clock skew).
-fn warned_at_field(
-    raw: Option<&Value>,
-    now: DateTime<Utc>,
-    errors: &mut Vec<FieldError>,
-) -> Option<DateTime<Utc>> {
-    match raw {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => {
-                let t = t.with_timezone(&Utc);
-                if let Some(v) = warned_at_rule(t, now) {
-                    errors.push(v.into());
-                    None
-                } else {
-                    Some(t)
-                }
-            }
-            Err(_) => {
-                errors.push(FieldError::new("warned_at", "must be an RFC 3339 instant"));
-                None
-            }
-        },
-        Some(_) => {
-            errors.push(FieldError::new("warned_at", "must be an RFC 3339 instant"));
+fn warned_at_field(f: &mut Fields<'_>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let t = f.instant("warned_at", Optional)?;
+    match warned_at_rule(t, now) {
+        Some(v) => {
+            broken(f, Some(v));
             None
         }
+        None => Some(t),
+    }
+}
+
+/// "must be one of: a, b, c".
+fn one_of(words: impl IntoIterator<Item = &'static str>) -> String {
+    format!(
+        "must be one of: {}",
+        words.into_iter().collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Record a broken rule, if any.
+fn broken(f: &mut Fields<'_>, violation: Option<RuleViolation>) {
+    if let Some(v) = violation {
+        f.problem_at(v.field, v.message);
     }
 }
 
@@ -217,60 +162,65 @@ pub fn validate_terminate(
     body: &TerminateBody,
     now: DateTime<Utc>,
 ) -> Result<TerminateInput, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let reason = reason_field(body.reason.as_ref(), &mut errors);
-    let warning_given = warning_given_field(body.warning_given.as_ref(), &mut errors);
+    let mut f = Fields::of_entries(
+        Source::Json,
+        [
+            ("reason", body.reason.as_ref()),
+            ("warning_given", body.warning_given.as_ref()),
+            ("warned_at", body.warned_at.as_ref()),
+            ("notes", body.notes.as_ref()),
+        ],
+    );
+    let reasons = one_of(TerminationReason::ALL.map(TerminationReason::as_str));
+    let reason = f.parsed(
+        "reason",
+        Required,
+        |s| TerminationReason::parse(s).ok_or(()),
+        &reasons,
+    );
+    let warning_given = f.boolean("warning_given", Required);
     if let (Some(r), Some(w)) = (reason, warning_given) {
-        errors.extend(warning_rule(r, w).map(FieldError::from));
+        broken(&mut f, warning_rule(r, w));
     }
-    let warned_at = warned_at_field(body.warned_at.as_ref(), now, &mut errors);
+    let warned_at = warned_at_field(&mut f, now);
     if let (Some(_), Some(w)) = (warned_at, warning_given) {
-        errors.extend(warned_without_warning_rule(w).map(FieldError::from));
+        broken(&mut f, warned_without_warning_rule(w));
     }
-    let notes = notes_field(body.notes.as_ref(), &mut errors);
-    if let (Some(r), false) = (reason, errors.iter().any(|e| e.field == "notes")) {
-        errors.extend(notes_required_rule(r, notes.as_deref()).map(FieldError::from));
+    let notes = notes_field(&mut f);
+    if let (Some(r), false) = (reason, f.problems().iter().any(|p| p.field == "notes")) {
+        broken(&mut f, notes_required_rule(r, notes.as_deref()));
     }
+    let problems = f.finish();
     match (reason, warning_given) {
-        (Some(reason), Some(warning_given)) if errors.is_empty() => Ok(TerminateInput {
+        (Some(reason), Some(warning_given)) if problems.is_empty() => Ok(TerminateInput {
             reason,
             warning_given,
             warned_at,
             notes,
         }),
-        _ => Err(errors),
+        _ => Err(problems.into_iter().map(FieldError::from).collect()),
     }
 }
 
 fn validate_review(body: &ReviewBody) -> Result<(ReviewOutcome, Option<String>), Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let outcome = match body.outcome.as_ref() {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new("outcome", "is required"));
-            None
-        }
-        Some(Value::String(s)) => match ReviewOutcome::parse(s) {
-            Some(o) => Some(o),
-            None => {
-                errors.push(FieldError::new(
-                    "outcome",
-                    format!(
-                        "must be one of: {}",
-                        ReviewOutcome::ALL.map(ReviewOutcome::as_str).join(", ")
-                    ),
-                ));
-                None
-            }
-        },
-        Some(_) => {
-            errors.push(FieldError::new("outcome", "must be a string"));
-            None
-        }
-    };
-    let notes = notes_field(body.notes.as_ref(), &mut errors);
-    match outcome {
-        Some(o) if errors.is_empty() => Ok((o, notes)),
-        _ => Err(errors),
+    let mut f = Fields::of_entries(
+        Source::Json,
+        [
+            ("outcome", body.outcome.as_ref()),
+            ("notes", body.notes.as_ref()),
+        ],
+    );
+    let outcomes = one_of(ReviewOutcome::ALL.map(ReviewOutcome::as_str));
+    let outcome = f.parsed(
+        "outcome",
+        Required,
+        |s| ReviewOutcome::parse(s).ok_or(()),
+        &outcomes,
+    );
+    let notes = notes_field(&mut f);
+    match (outcome, f.finish()) {
+        (Some(o), problems) if problems.is_empty() => Ok((o, notes)),
+        (_, problems) => Err(problems.into_iter().map(FieldError::from).collect()),
     }
 }
 

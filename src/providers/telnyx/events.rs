@@ -240,25 +240,35 @@ pub(crate) fn parse_event(body: &[u8]) -> Result<TelnyxEvent, ParseError> {
         }
         (None, None) => return Err(ParseError::Shape("no \"data\" object".into())),
     };
+    event_of(data)
+}
+
+/// `call.initiated`: the new leg, its direction and numbers.
+fn initiated(data: Data, p: RawInitiated) -> CallInitiated {
+    CallInitiated {
+        event_id: data.id,
+        occurred_at: data.occurred_at,
+        call_control_id: p.call_control_id,
+        direction: match p.direction.as_deref() {
+            Some("incoming") => Direction::Incoming,
+            Some("outgoing") => Direction::Outgoing,
+            _ => Direction::Unknown,
+        },
+        from: CallerId::classify(p.from.as_deref().unwrap_or("")),
+        to: CallerId::classify(p.to.as_deref().unwrap_or("")),
+        state: p.state,
+        client_state: decode_state(p.client_state.as_deref()),
+    }
+}
+
+/// The event a `data` object describes (by its `event_type`).
+fn event_of(data: Data) -> Result<TelnyxEvent, ParseError> {
     let shape = |e: serde_json::Error| ParseError::Shape(format!("{}: {e}", data.event_type));
 
     let event = match data.event_type.as_str() {
         "call.initiated" => {
             let p: RawInitiated = serde_json::from_value(data.payload.clone()).map_err(shape)?;
-            TelnyxEvent::CallInitiated(CallInitiated {
-                event_id: data.id,
-                occurred_at: data.occurred_at,
-                call_control_id: p.call_control_id,
-                direction: match p.direction.as_deref() {
-                    Some("incoming") => Direction::Incoming,
-                    Some("outgoing") => Direction::Outgoing,
-                    _ => Direction::Unknown,
-                },
-                from: CallerId::classify(p.from.as_deref().unwrap_or("")),
-                to: CallerId::classify(p.to.as_deref().unwrap_or("")),
-                state: p.state,
-                client_state: decode_state(p.client_state.as_deref()),
-            })
+            TelnyxEvent::CallInitiated(initiated(data, p))
         }
         "call.answered" | "call.speak.ended" | "call.hangup" => {
             let p: RawCommon = serde_json::from_value(data.payload.clone()).map_err(shape)?;

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::commands::{hangup_command, plan_call_initiated, plan_event, Command};
-use super::events::TelnyxEvent;
+use super::events::{CallInitiated, GatherEnded, Hangup, TelnyxEvent};
 use super::runtime::{KnownCall, TelnyxCalls};
 use super::signature::UnverifiedEvent;
 use super::state::ClientState;
@@ -99,136 +99,152 @@ pub async fn telnyx_webhook(
 
 /// Start whatever the event needs in the background; returns at once.
 async fn dispatch(state: &AppState, event: TelnyxEvent) {
-    let calls = state.telnyx_calls.clone();
     match &event {
-        TelnyxEvent::CallInitiated(init) => {
-            let Some(call) = init.to_call_event() else {
-                tracing::debug!(call_id = %init.call_control_id, "outgoing leg: not decided");
-                return;
-            };
-            if !calls
-                .first_time(&format!("initiated:{}", call.call_id))
-                .await
-            {
-                tracing::info!(call_id = %call.call_id, "repeated call.initiated ignored");
-                return;
-            }
-            calls
-                .remember_call(
-                    &call.call_id,
-                    KnownCall {
-                        caller: call.caller.clone(),
-                        started_at: init.occurred_at,
-                    },
-                )
-                .await;
-            let state = state.clone();
-            let event_id = init.event_id.clone();
-            let tasks = state.tasks.clone();
-            tasks.spawn(async move {
-                let decided = state.decide_call(&call).await;
-                let plan = super::urgent::plan_decision(&decided).unwrap_or_else(|| {
-                    plan_call_initiated(&decided.action, &state.config.telnyx.continue_to)
-                });
-                let refused = matches!(
-                    decided.action,
-                    CallAction::Refuse { .. } | CallAction::Reject
-                );
-                let stage = Stage::Unanswered { refused };
-                run_plan(&state, &calls, &call.call_id, &event_id, plan, stage).await;
-            });
-        }
-        TelnyxEvent::CallAnswered(_) | TelnyxEvent::SpeakEnded(_) => {
-            let plan = super::urgent::plan_event(&event, state.config.decision.urgent.digit)
-                .unwrap_or_else(|| plan_event(&event));
-            let (call_id, client_state) = match &event {
-                TelnyxEvent::CallAnswered(a) => (&a.call_control_id, &a.client_state),
-                TelnyxEvent::SpeakEnded(s) => (&s.call_control_id, &s.client_state),
-                _ => return,
-            };
-            if plan.is_empty() {
-                tracing::debug!(
-                    call_id = %call_id,
-                    event_type = event.event_type(),
-                    "nothing to do for this event"
-                );
-                return;
-            }
-            let step = format!(
-                "step:{call_id}:{}:{}",
-                event.event_type(),
-                client_state
-                    .as_ref()
-                    .map(ClientState::encode)
-                    .unwrap_or_default()
-            );
-            if !calls.first_time(&step).await {
-                tracing::info!(
-                    call_id = %call_id,
-                    event_type = event.event_type(),
-                    "step already handled for this call: ignored"
-                );
-                return;
-            }
-            let state = state.clone();
-            let call_id = call_id.clone();
-            let event_id = event.event_id().to_owned();
-            let tasks = state.tasks.clone();
-            tasks.spawn(async move {
-                run_plan(&state, &calls, &call_id, &event_id, plan, Stage::Answered).await;
-            });
-        }
-        TelnyxEvent::Hangup(h) => {
-            crate::console::live::call_ended(state, Provider::Telnyx, &h.call_control_id);
-            let state = state.clone();
-            let h = h.clone();
-            let tasks = state.tasks.clone();
-            tasks.spawn(async move {
-                let known = calls.known_call(&h.call_control_id).await;
-                let duration = match (known.and_then(|k| k.started_at), h.occurred_at) {
-                    (Some(start), Some(end)) if end >= start => Some((end - start).num_seconds()),
-                    _ => None,
-                };
-                let status = h.hangup_cause.as_deref().unwrap_or("completed");
-                match state
-                    .store
-                    .record_call_status(Provider::Telnyx, &h.call_control_id, status, duration)
-                    .await
-                {
-                    Ok(logged) => tracing::debug!(call_id = %h.call_control_id, logged,
-                        status, "telnyx call ended"),
-                    Err(e) => tracing::warn!(call_id = %h.call_control_id, error = %e,
-                        "could not record the final status of a telnyx call"),
-                }
-            });
-        }
-        TelnyxEvent::GatherEnded(g) => {
-            if !calls
-                .first_time(&format!("gather:{}", g.call_control_id))
-                .await
-            {
-                return;
-            }
-            let state = state.clone();
-            let g = g.clone();
-            let tasks = state.tasks.clone();
-            tasks.spawn(async move {
-                let plan = super::urgent::gather_ended(&state, &calls, &g).await;
-                run_plan(
-                    &state,
-                    &calls,
-                    &g.call_control_id,
-                    &g.event_id,
-                    plan,
-                    Stage::Answered,
-                )
-                .await;
-            });
-        }
+        TelnyxEvent::CallInitiated(init) => call_initiated(state, init).await,
+        TelnyxEvent::CallAnswered(_) | TelnyxEvent::SpeakEnded(_) => next_step(state, &event).await,
+        TelnyxEvent::Hangup(h) => hung_up(state, h),
+        TelnyxEvent::GatherEnded(g) => gather_ended(state, g).await,
         TelnyxEvent::Other { event_type, .. } => {
             tracing::debug!(event_type = %event_type, "telnyx event ignored");
         }
     }
+}
+
+/// A new incoming call: decide it (once per call) and run the first commands.
+async fn call_initiated(state: &AppState, init: &CallInitiated) {
+    let calls = state.telnyx_calls.clone();
+    let Some(call) = init.to_call_event() else {
+        tracing::debug!(call_id = %init.call_control_id, "outgoing leg: not decided");
+        return;
+    };
+    if !calls
+        .first_time(&format!("initiated:{}", call.call_id))
+        .await
+    {
+        tracing::info!(call_id = %call.call_id, "repeated call.initiated ignored");
+        return;
+    }
+    calls
+        .remember_call(
+            &call.call_id,
+            KnownCall {
+                caller: call.caller.clone(),
+                started_at: init.occurred_at,
+            },
+        )
+        .await;
+    let state = state.clone();
+    let event_id = init.event_id.clone();
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
+        let decided = state.decide_call(&call).await;
+        let plan = super::urgent::plan_decision(&decided).unwrap_or_else(|| {
+            plan_call_initiated(&decided.action, &state.config.telnyx.continue_to)
+        });
+        let refused = matches!(
+            decided.action,
+            CallAction::Refuse { .. } | CallAction::Reject
+        );
+        let stage = Stage::Unanswered { refused };
+        run_plan(&state, &calls, &call.call_id, &event_id, plan, stage).await;
+    });
+}
+
+/// `call.answered` or `call.speak.ended`: the next step of the plan its client state carries
+/// (once per call, event type and client state).
+async fn next_step(state: &AppState, event: &TelnyxEvent) {
+    let calls = state.telnyx_calls.clone();
+    let plan = super::urgent::plan_event(event, state.config.decision.urgent.digit)
+        .unwrap_or_else(|| plan_event(event));
+    let (call_id, client_state) = match event {
+        TelnyxEvent::CallAnswered(a) => (&a.call_control_id, &a.client_state),
+        TelnyxEvent::SpeakEnded(s) => (&s.call_control_id, &s.client_state),
+        _ => return,
+    };
+    if plan.is_empty() {
+        tracing::debug!(
+            call_id = %call_id,
+            event_type = event.event_type(),
+            "nothing to do for this event"
+        );
+        return;
+    }
+    let step = format!(
+        "step:{call_id}:{}:{}",
+        event.event_type(),
+        client_state
+            .as_ref()
+            .map(ClientState::encode)
+            .unwrap_or_default()
+    );
+    if !calls.first_time(&step).await {
+        tracing::info!(
+            call_id = %call_id,
+            event_type = event.event_type(),
+            "step already handled for this call: ignored"
+        );
+        return;
+    }
+    let state = state.clone();
+    let call_id = call_id.clone();
+    let event_id = event.event_id().to_owned();
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
+        run_plan(&state, &calls, &call_id, &event_id, plan, Stage::Answered).await;
+    });
+}
+
+/// `call.hangup`: the live-call row goes; the final status and duration are recorded.
+fn hung_up(state: &AppState, h: &Hangup) {
+    crate::console::live::call_ended(state, Provider::Telnyx, &h.call_control_id);
+    let calls = state.telnyx_calls.clone();
+    let state = state.clone();
+    let h = h.clone();
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
+        let known = calls.known_call(&h.call_control_id).await;
+        let duration = match (known.and_then(|k| k.started_at), h.occurred_at) {
+            (Some(start), Some(end)) if end >= start => Some((end - start).num_seconds()),
+            _ => None,
+        };
+        let status = h.hangup_cause.as_deref().unwrap_or("completed");
+        match state
+            .store
+            .record_call_status(Provider::Telnyx, &h.call_control_id, status, duration)
+            .await
+        {
+            Ok(logged) => tracing::debug!(call_id = %h.call_control_id, logged,
+                status, "telnyx call ended"),
+            Err(e) => tracing::warn!(call_id = %h.call_control_id, error = %e,
+                "could not record the final status of a telnyx call"),
+        }
+    });
+}
+
+/// `call.gather.ended`: the key pressed after the safeguarding offer (once per call).
+async fn gather_ended(state: &AppState, g: &GatherEnded) {
+    let calls = state.telnyx_calls.clone();
+    if !calls
+        .first_time(&format!("gather:{}", g.call_control_id))
+        .await
+    {
+        return;
+    }
+    let state = state.clone();
+    let g = g.clone();
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
+        let plan = super::urgent::gather_ended(&state, &calls, &g).await;
+        run_plan(
+            &state,
+            &calls,
+            &g.call_control_id,
+            &g.event_id,
+            plan,
+            Stage::Answered,
+        )
+        .await;
+    });
 }
 
 /// Where the call is when a command fails: decides the fallback.

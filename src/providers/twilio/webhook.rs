@@ -3,7 +3,9 @@
 //! * `POST /webhooks/twilio/voice` — the incoming call: verify, decide, answer TwiML;
 //! * `POST /webhooks/twilio/dial-status` — the `<Dial action>` callback when a designated member
 //!   of staff was rung;
-//! * `POST /webhooks/twilio/status` — call status callbacks (final status and duration).
+//! * `POST /webhooks/twilio/status` — call status callbacks (final status and duration);
+//! * `POST /webhooks/twilio/urgent` — the key pressed after a refusal that offered the
+//!   safeguarding route (SPEC §14; TwiML from [`super::urgent`]).
 //!
 //! Every handler takes the raw request target ([`OriginalUri`]), the headers and the raw body
 //! bytes (never a `Form` extractor: it would lose repeated and empty fields, which take part in
@@ -33,9 +35,11 @@ use axum::routing::post;
 use axum::Router;
 
 use crate::config::LookupFailurePolicy;
+use crate::config::TwilioTarget;
 use crate::domain::CallerId;
 use crate::messages::MessageKey;
 use crate::state::AppState;
+use crate::urgent::{self as safeguarding, Pressed};
 
 use super::signature::{UnverifiedRequest, VerifiedForm};
 use super::{events, twiml};
@@ -54,7 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route(VOICE_PATH, post(voice))
         .route(twiml::DIAL_STATUS_PATH, post(dial_status))
         .route(STATUS_PATH, post(status))
-        .route(super::urgent::URGENT_PATH, post(super::urgent::urgent))
+        .route(super::urgent::URGENT_PATH, post(urgent_pressed))
 }
 
 pub(super) fn twiml_response(xml: String) -> Response {
@@ -305,6 +309,65 @@ async fn status(
         Err(why) => count_failure(ENDPOINT, &why),
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /webhooks/twilio/urgent`.
+pub async fn urgent_pressed(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const ENDPOINT: &str = "urgent";
+    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+        Ok(f) => f,
+        Err(code) => return status_only(code),
+    };
+    let event = match events::incoming_call(&form) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(endpoint = ENDPOINT, error = %e, "malformed twilio webhook");
+            return status_only(e.http_status());
+        }
+    };
+    tracing::Span::current().record("call_id", event.call_id.as_str());
+    let target = state.config.decision.urgent.twilio.clone();
+    let pressed = safeguarding::pressed(&state, form.get("Digits"));
+    match (pressed, target) {
+        (Pressed::Urgent, Some(target)) if state.config.decision.urgent.enabled => {
+            let worker = state.clone();
+            let label = match &target {
+                TwilioTarget::Client(c) => format!("client:{c}"),
+                TwilioTarget::Sip(s) => s.clone(),
+                TwilioTarget::Number(n) => n.as_str().to_owned(),
+            };
+            let recorded = guarded(budget(&state), async move {
+                safeguarding::route(
+                    &worker,
+                    event.provider,
+                    &event.call_id,
+                    &event.caller,
+                    &label,
+                )
+                .await;
+            })
+            .await;
+            if let Err(why) = recorded {
+                // Put through all the same: the caller's safety comes first.
+                count_failure(ENDPOINT, &why);
+            }
+            twiml_response(twiml::render_dial(
+                &target,
+                state.config.twilio.ring_timeout_seconds,
+                None,
+                &state.config.server.public_url,
+            ))
+        }
+        _ => {
+            safeguarding::declined(event.provider, &event.call_id);
+            twiml_response(twiml::render_hangup())
+        }
+    }
 }
 
 #[cfg(test)]

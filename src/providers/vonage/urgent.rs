@@ -8,18 +8,14 @@
 //! callback, no time limit), anything else — another key or `timed_out` — with `[]`, which
 //! ends the call.
 
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::providers::CallAction;
 use crate::service::CallDecision;
 use crate::state::AppState;
-use crate::urgent::{self, Pressed, LISTEN_SECONDS};
+use crate::urgent::LISTEN_SECONDS;
 
-use super::{events, ncco, webhook};
+use super::ncco;
 
 /// Where the `input` action posts what the caller pressed.
 pub const URGENT_PATH: &str = "/webhooks/vonage/urgent";
@@ -62,7 +58,7 @@ pub fn render_offer(
 }
 
 /// The key pressed, from an `input` event: `dtmf.digits`, empty or absent when it timed out.
-fn digits(fields: &serde_json::Map<String, Value>) -> Option<String> {
+pub(super) fn digits(fields: &serde_json::Map<String, Value>) -> Option<String> {
     let dtmf = fields.get("dtmf")?.as_object()?;
     if dtmf.get("timed_out").and_then(Value::as_bool) == Some(true) {
         return None;
@@ -70,64 +66,6 @@ fn digits(fields: &serde_json::Map<String, Value>) -> Option<String> {
     dtmf.get("digits")
         .and_then(Value::as_str)
         .map(str::to_owned)
-}
-
-/// `POST /webhooks/vonage/urgent`.
-pub async fn urgent(
-    State(state): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    const ENDPOINT: &str = "urgent";
-    if !state.config.vonage.enabled {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let fields = match webhook::verified_fields(&state, ENDPOINT, &method, &uri, &headers, body) {
-        Ok(f) => f,
-        Err(code) => return webhook::status_only(code),
-    };
-    let call = match events::answer(&fields) {
-        Ok(c) => c,
-        Err(e) => return webhook::status_only(webhook::rejected(ENDPOINT, e.http_status(), &e)),
-    };
-    tracing::Span::current().record("call_id", call.event.call_id.as_str());
-    let target = state.config.decision.urgent.vonage.clone();
-    let pressed = urgent::pressed(&state, digits(&fields).as_deref());
-    match (pressed, target) {
-        (Pressed::Urgent, Some(target)) if state.config.decision.urgent.enabled => {
-            let worker = state.clone();
-            let label = target.to_config_string();
-            let event = call.event.clone();
-            let recorded = webhook::guarded(webhook::budget(&state), async move {
-                urgent::route(
-                    &worker,
-                    event.provider,
-                    &event.call_id,
-                    &event.caller,
-                    &label,
-                )
-                .await;
-            })
-            .await;
-            if let Err(why) = recorded {
-                // Put through all the same: the caller's safety comes first.
-                webhook::count_failure(ENDPOINT, &why);
-            }
-            webhook::ncco_response(ncco::render_route(
-                &target,
-                state.config.twilio.ring_timeout_seconds,
-                None,
-                &state.config.server.public_url,
-                call.to.as_deref(),
-            ))
-        }
-        _ => {
-            urgent::declined(call.event.provider, &call.event.call_id);
-            webhook::ncco_response(json!([]))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ use crate::config::LookupFailurePolicy;
 use crate::domain::{CallerId, Provider};
 use crate::messages::MessageKey;
 use crate::state::AppState;
+use crate::urgent::{self as safeguarding, Pressed};
+use serde_json::json;
 
 use super::signature::{UnverifiedRequest, VerifiedPayload};
 use super::{events, ncco};
@@ -49,7 +51,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(ANSWER_PATH, get(answer).post(answer))
         .route(EVENT_PATH, post(event))
-        .route(super::urgent::URGENT_PATH, post(super::urgent::urgent))
+        .route(super::urgent::URGENT_PATH, post(urgent_pressed))
 }
 
 pub(super) fn ncco_response(ncco: Value) -> Response {
@@ -218,66 +220,135 @@ async fn event(
     tracing::debug!(call_id = %ev.call_id, status = %ev.status, "vonage call event");
 
     if ev.is_final() {
-        crate::console::live::call_ended(&state, Provider::Vonage, &ev.call_id);
-        let worker = state.clone();
-        let (call_id, status, duration) =
-            (ev.call_id.clone(), ev.status.clone(), ev.duration_seconds);
-        let outcome = guarded(budget(&state), async move {
-            worker
-                .store
-                .record_call_status(Provider::Vonage, &call_id, &status, duration)
-                .await
-        })
-        .await;
-        match outcome {
-            Ok(Ok(true)) => tracing::info!(
-                call_id = %ev.call_id,
-                call_status = %ev.status,
-                duration_seconds = ev.duration_seconds,
-                "vonage call ended: status recorded"
-            ),
-            Ok(Ok(false)) => tracing::debug!(
-                call_id = %ev.call_id,
-                "vonage call ended: not in the decision log, nothing stored"
-            ),
-            Ok(Err(e)) => count_failure(ENDPOINT, &e.to_string()),
-            Err(why) => count_failure(ENDPOINT, &why),
-        }
+        call_ended(&state, &ev).await;
     }
 
     // The synchronous event of the staff leg: the member of staff was not reached.
     if ev.staff_not_reached() && ev.direction.as_deref() != Some("inbound") {
-        let caller = match &ev.conversation_uuid {
-            Some(c) => state.vonage_callers.caller(c).await,
-            None => None,
-        }
-        .unwrap_or(CallerId::Withheld);
-        tracing::info!(
-            call_id = %ev.call_id,
-            status = %ev.status,
-            caller = %masked(&caller),
-            "vonage staff leg not answered: speaking staff_unavailable"
-        );
-        let worker = state.clone();
-        let outcome = guarded(budget(&state), async move {
-            worker.staff_unavailable(&caller).await
-        })
-        .await;
-        let messages = match outcome {
-            Ok(m) => m,
-            Err(why) => {
-                count_failure(ENDPOINT, &why);
-                state.render(
-                    MessageKey::StaffUnavailable,
-                    None,
-                    state.config.organisation.language,
-                    None,
-                )
-            }
-        };
-        return ncco_response(ncco::render_talk(&messages));
+        return staff_not_reached(&state, &ev).await;
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// A final status: the live-call row goes and the status is recorded for a logged call.
+async fn call_ended(state: &AppState, ev: &events::CallStatusEvent) {
+    const ENDPOINT: &str = "event";
+    crate::console::live::call_ended(state, Provider::Vonage, &ev.call_id);
+    let worker = state.clone();
+    let (call_id, status, duration) = (ev.call_id.clone(), ev.status.clone(), ev.duration_seconds);
+    let outcome = guarded(budget(state), async move {
+        worker
+            .store
+            .record_call_status(Provider::Vonage, &call_id, &status, duration)
+            .await
+    })
+    .await;
+    match outcome {
+        Ok(Ok(true)) => tracing::info!(
+            call_id = %ev.call_id,
+            call_status = %ev.status,
+            duration_seconds = ev.duration_seconds,
+            "vonage call ended: status recorded"
+        ),
+        Ok(Ok(false)) => tracing::debug!(
+            call_id = %ev.call_id,
+            "vonage call ended: not in the decision log, nothing stored"
+        ),
+        Ok(Err(e)) => count_failure(ENDPOINT, &e.to_string()),
+        Err(why) => count_failure(ENDPOINT, &why),
+    }
+}
+
+/// The synchronous event of a staff leg that was not answered: speak `staff_unavailable`.
+async fn staff_not_reached(state: &AppState, ev: &events::CallStatusEvent) -> Response {
+    const ENDPOINT: &str = "event";
+    let caller = match &ev.conversation_uuid {
+        Some(c) => state.vonage_callers.caller(c).await,
+        None => None,
+    }
+    .unwrap_or(CallerId::Withheld);
+    tracing::info!(
+        call_id = %ev.call_id,
+        status = %ev.status,
+        caller = %masked(&caller),
+        "vonage staff leg not answered: speaking staff_unavailable"
+    );
+    let worker = state.clone();
+    let outcome = guarded(budget(state), async move {
+        worker.staff_unavailable(&caller).await
+    })
+    .await;
+    let messages = match outcome {
+        Ok(m) => m,
+        Err(why) => {
+            count_failure(ENDPOINT, &why);
+            state.render(
+                MessageKey::StaffUnavailable,
+                None,
+                state.config.organisation.language,
+                None,
+            )
+        }
+    };
+    ncco_response(ncco::render_talk(&messages))
+}
+
+/// `POST /webhooks/vonage/urgent`.
+pub async fn urgent_pressed(
+    State(state): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const ENDPOINT: &str = "urgent";
+    if !state.config.vonage.enabled {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let fields = match verified_fields(&state, ENDPOINT, &method, &uri, &headers, body) {
+        Ok(f) => f,
+        Err(code) => return status_only(code),
+    };
+    let call = match events::answer(&fields) {
+        Ok(c) => c,
+        Err(e) => return status_only(rejected(ENDPOINT, e.http_status(), &e)),
+    };
+    tracing::Span::current().record("call_id", call.event.call_id.as_str());
+    let target = state.config.decision.urgent.vonage.clone();
+    let pressed = safeguarding::pressed(&state, super::urgent::digits(&fields).as_deref());
+    match (pressed, target) {
+        (Pressed::Urgent, Some(target)) if state.config.decision.urgent.enabled => {
+            let worker = state.clone();
+            let label = target.to_config_string();
+            let event = call.event.clone();
+            let recorded = guarded(budget(&state), async move {
+                safeguarding::route(
+                    &worker,
+                    event.provider,
+                    &event.call_id,
+                    &event.caller,
+                    &label,
+                )
+                .await;
+            })
+            .await;
+            if let Err(why) = recorded {
+                // Put through all the same: the caller's safety comes first.
+                count_failure(ENDPOINT, &why);
+            }
+            ncco_response(ncco::render_route(
+                &target,
+                state.config.twilio.ring_timeout_seconds,
+                None,
+                &state.config.server.public_url,
+                call.to.as_deref(),
+            ))
+        }
+        _ => {
+            safeguarding::declined(call.event.provider, &call.event.call_id);
+            ncco_response(json!([]))
+        }
+    }
 }
 
 #[cfg(test)]
