@@ -27,6 +27,7 @@ pub mod store;
 pub mod telemetry;
 pub mod terminations;
 pub mod urgent;
+pub mod views;
 
 use tokio::net::TcpListener;
 

@@ -16,12 +16,11 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::api::arrangements::ArrangementView;
-use crate::api::lifecycle::AppealView;
 use crate::domain::{Arrangement, ArrangementStatus};
 use crate::state::AppState;
 use crate::store::lifecycle::{Appeal, AppealStatus, NewNotice, Notice};
 use crate::store::{ArrangementFilter, StoreError};
+use crate::views::{AppealView, ArrangementView};
 
 pub const EVENT_REVIEW_DUE: &str = "arrangement.review_due";
 pub const EVENT_REVIEW_OVERDUE: &str = "arrangement.review_overdue";

@@ -62,42 +62,7 @@ pub struct ArrangementReviewList {
     pub items: Vec<ArrangementReviewView>,
 }
 
-/// An appeal as the API shows it: the decision fields are null while it is open.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AppealView {
-    #[schema(example = "apl_01JF0000000000000000000000")]
-    pub id: String,
-    pub arrangement_id: String,
-    #[schema(example = "open")]
-    pub status: AppealStatus,
-    pub received_at: DateTime<Utc>,
-    pub grounds: String,
-    /// The API token that recorded the appeal.
-    pub recorded_by: String,
-    pub created_at: DateTime<Utc>,
-    pub outcome: Option<AppealOutcome>,
-    pub decided_by: Option<String>,
-    pub notes: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-}
-
-impl From<&Appeal> for AppealView {
-    fn from(a: &Appeal) -> Self {
-        AppealView {
-            id: a.id.to_string(),
-            arrangement_id: a.arrangement_id.to_string(),
-            status: a.status(),
-            received_at: a.received_at,
-            grounds: a.grounds.clone(),
-            recorded_by: a.recorded_by.clone(),
-            created_at: a.created_at,
-            outcome: a.decision.as_ref().map(|d| d.outcome),
-            decided_by: a.decision.as_ref().map(|d| d.decided_by.clone()),
-            notes: a.decision.as_ref().and_then(|d| d.notes.clone()),
-            decided_at: a.decision.as_ref().map(|d| d.decided_at),
-        }
-    }
-}
+pub use crate::views::AppealView;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppealList {
