@@ -48,7 +48,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(api::router(state.clone()))
         .merge(providers::router(state.clone()))
-        .merge(console::router(state.clone()))
+        .merge(api::console::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn(

@@ -1,6 +1,7 @@
 //! The `/api/v1` JSON API (SPEC §5, §6, §9): bearer tokens with roles, problem+json errors.
 
 pub mod arrangements;
+pub mod console;
 pub mod decisions;
 pub mod error;
 pub mod evaluate;

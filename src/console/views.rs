@@ -1,8 +1,6 @@
 //! The page frame and the GOV.UK Design System patterns the console uses, as `maud` markup
 //! (escaped by construction). No inline script or style: the CSP forbids both.
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::session::Staff;
@@ -30,14 +28,6 @@ pub fn problem_for<'a>(problems: &'a [FieldProblem], field: &str) -> Option<&'a 
     problems.iter().find(|p| p.field == field)
 }
 
-pub fn html_response(markup: Markup) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        markup.into_string(),
-    )
-        .into_response()
-}
-
 /// The whole page: skip link, header, service navigation, main.
 pub fn page(
     title: &str,
@@ -45,13 +35,13 @@ pub fn page(
     nav: Nav,
     has_errors: bool,
     body: Markup,
-) -> Response {
+) -> Markup {
     let full_title = if has_errors {
         format!("Error: {title} – Fairline staff console")
     } else {
         format!("{title} – Fairline staff console")
     };
-    html_response(html! {
+    html! {
         (DOCTYPE)
         html lang="en" class="govuk-template govuk-template--rebranded" {
             head {
@@ -112,7 +102,7 @@ pub fn page(
                 }
             }
         }
-    })
+    }
 }
 
 fn nav_item(href: &str, label: &str, active: bool) -> Markup {
@@ -197,7 +187,7 @@ pub fn summary_row(key: &str, value: Markup) -> Markup {
 }
 
 /// A page with just a heading and a paragraph (errors, refusals).
-pub fn message_page(title: &str, text: &str) -> Response {
+pub fn message_page(title: &str, text: &str) -> Markup {
     page(
         title,
         None,
@@ -213,8 +203,8 @@ pub fn message_page(title: &str, text: &str) -> Response {
 
 /// After an OpenID Connect sign-in: on to the console by a same-site navigation (a meta
 /// refresh, no script), with a link for browsers that do not follow it.
-pub fn continue_page() -> Response {
-    html_response(html! {
+pub fn continue_page() -> Markup {
+    html! {
         (DOCTYPE)
         html lang="en" class="govuk-template" {
             head {
@@ -233,7 +223,7 @@ pub fn continue_page() -> Response {
                 }
             }
         }
-    })
+    }
 }
 
 /// Markup that is already safe (used for fixed entity text only).

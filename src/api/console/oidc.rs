@@ -20,9 +20,9 @@ use openidconnect::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::OidcConfig;
 use super::session;
 use crate::config::Role;
+use crate::console::config::OidcConfig;
 use crate::state::AppState;
 use crate::store::PendingLogin;
 
@@ -187,11 +187,11 @@ pub async fn callback(
         tracing::info!(name = %person.name, "OpenID Connect sign-in refused: no console role");
         return (
             StatusCode::FORBIDDEN,
-            super::views::message_page(
+            super::html(crate::console::views::message_page(
                 "You cannot use the staff console",
                 "Your account does not have a role that may use this console. Ask your manager \
                  to give you access.",
-            ),
+            )),
         )
             .into_response();
     };
@@ -206,7 +206,7 @@ pub async fn callback(
             .iter()
             .cloned()
             .collect();
-        res = super::views::continue_page();
+        res = super::html(crate::console::views::continue_page());
         for c in cookies {
             res.headers_mut().append(header::SET_COOKIE, c);
         }
@@ -316,11 +316,11 @@ fn again(state: &AppState, message: &str) -> Response {
 fn provider_down() -> Response {
     (
         StatusCode::BAD_GATEWAY,
-        super::views::message_page(
+        super::html(crate::console::views::message_page(
             "Sign-in is not working just now",
             "Your organisation's sign-in service could not be reached. Try again in a few \
              minutes, or sign in with an access token.",
-        ),
+        )),
     )
         .into_response()
 }

@@ -9,14 +9,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::endcall;
+use super::html;
 use super::session::{self, Staff};
-use super::views::{self, error_message, error_summary, page, problem_for, FieldProblem, Nav};
-use super::words;
-use crate::api::error::ApiError;
-use crate::api::terminations::{ReviewBody, TerminateBody};
+use crate::console::endcall::{self, EndDetails, EndError, ReviewError};
+use crate::console::views::{self, error_message, error_summary, problem_for, FieldProblem, Nav};
+use crate::console::words;
 use crate::domain::{
     Arrangement, ArrangementId, CallId, HangupResult, Provider, ReviewOutcome, Termination,
     TerminationId, TerminationReason,
@@ -28,10 +26,26 @@ use crate::store::{ReviewStatus, TerminationFilter};
 const WARNED_AT_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 const MAX_NOTES_CHARS: usize = 4000;
 
+/// A whole console page as a response.
+pub fn page(
+    title: &str,
+    staff: Option<&Staff>,
+    nav: Nav,
+    has_errors: bool,
+    body: Markup,
+) -> Response {
+    html(views::page(title, staff, nav, has_errors, body))
+}
+
+/// A page with just a heading and a paragraph.
+pub fn message_page(title: &str, text: &str) -> Response {
+    html(views::message_page(title, text))
+}
+
 pub fn unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        views::message_page(
+        message_page(
             "Sorry, there is a problem",
             "The console cannot reach its records just now. Try again in a minute. If you need \
              to end a call now, end it on your phone.",
@@ -43,7 +57,7 @@ pub fn unavailable() -> Response {
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        views::message_page("Page not found", "There is nothing at this address."),
+        message_page("Page not found", "There is nothing at this address."),
     )
         .into_response()
 }
@@ -51,7 +65,7 @@ fn not_found() -> Response {
 fn forbidden() -> Response {
     (
         StatusCode::FORBIDDEN,
-        views::message_page(
+        message_page(
             "You cannot see this page",
             "Only managers can see ended calls. Sign in with a manager's access.",
         ),
@@ -200,7 +214,7 @@ pub(crate) async fn start_session(
     }
     tracing::info!(name = %name, role = role.as_str(), "console sign-in");
     let mut res = Redirect::to("/console/").into_response();
-    let lifetime = super::config::ABSOLUTE_LIFETIME.as_secs() as i64;
+    let lifetime = crate::console::config::ABSOLUTE_LIFETIME.as_secs() as i64;
     let h = res.headers_mut();
     h.append(
         header::SET_COOKIE,
@@ -253,7 +267,7 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
     let now = state.clock.now();
     let live = match state
         .store
-        .list_live_calls(now - super::live::MAX_AGE)
+        .list_live_calls(now - crate::console::live::MAX_AGE)
         .await
     {
         Ok(l) => l.len(),
@@ -324,7 +338,7 @@ pub async fn calls(State(state): State<AppState>, staff: Staff) -> Response {
     let tz = state.config.organisation.timezone;
     let rows = match state
         .store
-        .list_live_calls(now - super::live::MAX_AGE)
+        .list_live_calls(now - crate::console::live::MAX_AGE)
         .await
     {
         Ok(r) => r,
@@ -554,7 +568,7 @@ fn check_end_form(
     form: &EndForm,
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
-) -> Result<TerminateBody, Vec<FieldProblem>> {
+) -> Result<EndDetails, Vec<FieldProblem>> {
     let mut problems = Vec::new();
     let reason = TerminationReason::parse(&form.reason);
     if reason.is_none() {
@@ -621,12 +635,15 @@ fn check_end_form(
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(TerminateBody {
-        reason: reason.map(|r| Value::String(r.as_str().into())),
-        warning_given: warned.map(Value::Bool),
-        warned_at: warned_at.map(|t| Value::String(t.to_rfc3339())),
-        notes: (!notes.is_empty()).then(|| Value::String(notes.to_owned())),
-    })
+    match (reason, warned) {
+        (Some(reason), Some(warning_given)) => Ok(EndDetails {
+            reason,
+            warning_given,
+            warned_at,
+            notes: (!notes.is_empty()).then(|| notes.to_owned()),
+        }),
+        _ => Err(problems),
+    }
 }
 
 /// "14:05" (or "1405", "14.05") today in local time, as an instant.
@@ -671,27 +688,23 @@ pub async fn end_submit(
             return end_page(&state, &staff, provider, &call_id, &form, &problems).await;
         }
     };
-    match endcall::end_call(&state, &staff, provider, call_id.as_str(), body).await {
+    match endcall::end_call(&state, &staff, provider, call_id.clone(), body).await {
         Ok(ended) => end_result_page(&staff, &ended),
-        Err(ApiError::Validation(errors)) => {
-            let problems: Vec<FieldProblem> = errors
+        Err(EndError::Invalid(violations)) => {
+            let problems: Vec<FieldProblem> = violations
                 .into_iter()
-                .map(|e| {
-                    let id = e.field.clone();
-                    fp(&e.field, &id, &e.message)
-                })
+                .map(|v| fp(v.field, v.field, &v.message))
                 .collect();
             end_page(&state, &staff, provider, &call_id, &form, &problems).await
         }
-        Err(ApiError::Conflict(_)) => outcome_page(
+        Err(EndError::Busy) => outcome_page(
             &staff,
             false,
             "Someone is ending this call right now",
             "Wait a few seconds and look at Live calls again. If the caller is still on the line, end it on your phone.",
             StatusCode::CONFLICT,
         ),
-        Err(ApiError::NotFound(_)) => not_found(),
-        Err(e) => {
+        Err(EndError::Failed(e)) => {
             tracing::warn!(error = %e, "console end call failed");
             outcome_page(
                 &staff,
@@ -706,7 +719,7 @@ pub async fn end_submit(
 
 fn end_result_page(staff: &Staff, ended: &endcall::Ended) -> Response {
     let recorded = "It has been recorded for a manager to review.";
-    match ended.hangup_result.as_str() {
+    match ended.hangup_result {
         "completed" => outcome_page(staff, true, "Call ended", recorded, StatusCode::OK),
         "already_ended" => outcome_page(
             staff,
@@ -997,13 +1010,16 @@ pub async fn review_submit(
     if !problems.is_empty() {
         return termination_page(&state, &staff, &id, &outcome, &notes, &problems, None).await;
     }
-    let body = ReviewBody {
-        outcome: Some(Value::String(outcome.clone())),
-        notes: (!notes.trim().is_empty()).then(|| Value::String(notes.trim().to_owned())),
+    let Ok(tid) = TerminationId::parse(&id) else {
+        return not_found();
     };
-    match endcall::review(&state, &staff, &id, body).await {
+    let (Some(o), trimmed) = (ReviewOutcome::parse(&outcome), notes.trim()) else {
+        return not_found();
+    };
+    let notes_given = (!trimmed.is_empty()).then(|| trimmed.to_owned());
+    match endcall::review(&state, &staff, &tid, o, notes_given).await {
         Ok(()) => Redirect::to(&format!("/console/terminations/{id}?reviewed=1")).into_response(),
-        Err(ApiError::Conflict(_)) => {
+        Err(ReviewError::AlreadyReviewed) => {
             termination_page(
                 &state,
                 &staff,
@@ -1015,18 +1031,11 @@ pub async fn review_submit(
             )
             .await
         }
-        Err(ApiError::NotFound(_)) => not_found(),
-        Err(ApiError::Validation(errors)) => {
-            let problems: Vec<FieldProblem> = errors
-                .into_iter()
-                .map(|e| {
-                    let id = e.field.clone();
-                    fp(&e.field, &id, &e.message)
-                })
-                .collect();
-            termination_page(&state, &staff, &id, &outcome, &notes, &problems, None).await
+        Err(ReviewError::NotFound) => not_found(),
+        Err(ReviewError::Failed(e)) => {
+            tracing::warn!(error = %e, "console review failed");
+            unavailable()
         }
-        Err(_) => unavailable(),
     }
 }
 
@@ -1052,9 +1061,9 @@ pub async fn termination_detail(
 // Assets
 // ---------------------------------------------------------------------------------------------
 
-const GOVUK_CSS: &str = include_str!("../../assets/govuk/govuk-frontend.min.css");
-const CONSOLE_CSS: &str = include_str!("../../assets/console.css");
-const CONSOLE_JS: &str = include_str!("../../assets/console.js");
+const GOVUK_CSS: &str = include_str!("../../../assets/govuk/govuk-frontend.min.css");
+const CONSOLE_CSS: &str = include_str!("../../../assets/console.css");
+const CONSOLE_JS: &str = include_str!("../../../assets/console.js");
 
 pub async fn asset(Path(name): Path<String>) -> Response {
     let (kind, body) = match name.as_str() {
@@ -1089,7 +1098,7 @@ mod tests {
         }
     }
 
-    fn fields(r: Result<TerminateBody, Vec<FieldProblem>>) -> Vec<String> {
+    fn fields(r: Result<EndDetails, Vec<FieldProblem>>) -> Vec<String> {
         r.err().unwrap().into_iter().map(|p| p.field).collect()
     }
 
@@ -1099,9 +1108,9 @@ mod tests {
         let b = check_end_form(&form("abusive", "yes", "14:25", ""), now(), tz).unwrap();
         assert_eq!(
             b.warned_at,
-            Some(Value::String("2026-07-14T13:25:00+00:00".into()))
+            Some("2026-07-14T13:25:00Z".parse::<DateTime<Utc>>().unwrap())
         );
-        assert_eq!(b.warning_given, Some(Value::Bool(true)));
+        assert!(b.warning_given);
     }
 
     #[test]
