@@ -1,5 +1,6 @@
 //! The staff console (SPEC §12): server-rendered pages under `/console/` for agents (Live
-//! calls, End call) and managers (Ended calls and their review). Works without JavaScript; the one small script (the Live calls refresh) and
+//! calls, End call) and managers (Ended calls and their review, arrangements, reviews, appeals
+//! and letters). Works without JavaScript; the one small script (the Live calls refresh) and
 //! all CSS are served from the binary.
 //!
 //! This module holds what has no HTTP in it (issue 11: the web framework stays in `src/api/`):
@@ -12,6 +13,7 @@
 //!
 //! The router, handlers, session extractor, CSRF and headers are in `crate::api::console`.
 
+pub mod arrangements;
 pub mod config;
 pub mod endcall;
 pub mod live;

@@ -4,6 +4,7 @@
 mod api;
 mod app;
 mod console;
+mod console_arrangements;
 mod console_browser;
 mod console_oidc;
 mod letters;

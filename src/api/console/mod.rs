@@ -2,6 +2,7 @@
 //! extractor, CSRF and security headers. What has no HTTP in it (views, words, session rules,
 //! live calls) is in [`crate::console`].
 
+pub mod arrangements;
 pub mod oidc;
 pub mod pages;
 pub mod session;
@@ -49,6 +50,41 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/terminations/{id}/review",
             post(pages::review_submit),
         )
+        .route(
+            "/console/arrangements",
+            get(arrangements::list).post(arrangements::create),
+        )
+        .route("/console/arrangements/new", get(arrangements::new_form))
+        .route("/console/arrangements/{id}", get(arrangements::detail))
+        .route(
+            "/console/arrangements/{id}/edit",
+            get(arrangements::edit_form).post(arrangements::edit),
+        )
+        .route(
+            "/console/arrangements/{id}/revoke",
+            get(arrangements::revoke_form).post(arrangements::revoke),
+        )
+        .route(
+            "/console/arrangements/{id}/what-if",
+            get(arrangements::what_if),
+        )
+        .route(
+            "/console/arrangements/{id}/reviews",
+            post(arrangements::review),
+        )
+        .route(
+            "/console/arrangements/{id}/appeals",
+            post(arrangements::appeal),
+        )
+        .route(
+            "/console/arrangements/{id}/letter",
+            get(arrangements::letter_preview),
+        )
+        .route(
+            "/console/arrangements/{id}/letter.pdf",
+            get(arrangements::letter_pdf),
+        )
+        .route("/console/appeals/{id}/decision", post(arrangements::decide))
         .route("/console/assets/{name}", get(pages::asset))
         .route("/console/{*rest}", get(pages::fallback))
         .layer(axum::middleware::from_fn(session::security_headers))

@@ -290,9 +290,32 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
     } else {
         None
     };
+    let lifecycle = if staff.is_manager() {
+        match lifecycle_counts(&state).await {
+            Ok(c) => Some(c),
+            Err(_) => return unavailable(),
+        }
+    } else {
+        None
+    };
+    let count = |n: usize, href: &str, one: &str, many: &str| {
+        html! {
+            li class="fl-count" {
+                a class="govuk-link govuk-link--no-visited-state" href=(href) {
+                    span class="fl-count__number" { (n) }
+                    span class="fl-count__label" { @if n == 1 { (one) } @else { (many) } }
+                }
+            }
+        }
+    };
     let body = html! {
         h1 class="govuk-heading-l" { "What needs doing" }
         ul class="govuk-list fl-counts" {
+            @if let Some((due, overdue, appeals)) = lifecycle {
+                (count(overdue, "/console/arrangements?review=overdue", "review overdue", "reviews overdue"))
+                (count(due, "/console/arrangements?review=due", "review due in the next 14 days", "reviews due in the next 14 days"))
+                (count(appeals, "/console/arrangements?appeals=open", "open appeal", "open appeals"))
+            }
             @if let Some(p) = pending {
                 li class="fl-count" {
                     a class="govuk-link govuk-link--no-visited-state" href="/console/terminations" {
@@ -311,6 +334,42 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
         p class="govuk-body" { "To end an abusive call, go to " a class="govuk-link" href="/console/calls" { "Live calls" } " and choose End call next to it." }
     };
     page("Home", Some(&staff), Nav::Home, false, body)
+}
+
+/// Reviews due in the next 14 days, reviews overdue (active arrangements) and open appeals.
+async fn lifecycle_counts(
+    state: &AppState,
+) -> Result<(usize, usize, usize), crate::store::StoreError> {
+    let now = state.clock.now();
+    let today = now.with_timezone(&state.calendar.tz).date_naive();
+    let active = |from, before| crate::store::ArrangementFilter {
+        status: Some(crate::domain::ArrangementStatus::Active),
+        review_due_from: from,
+        review_due_before: Some(before),
+        now: Some(now),
+        limit: 1000,
+        ..Default::default()
+    };
+    let due = state
+        .store
+        .list_arrangements(&active(Some(today), today + chrono::Duration::days(15)))
+        .await?
+        .len();
+    let overdue = state
+        .store
+        .list_arrangements(&active(None, today))
+        .await?
+        .len();
+    let appeals = state
+        .store
+        .list_appeals(
+            Some(crate::store::lifecycle::AppealStatus::Open),
+            None,
+            1000,
+        )
+        .await?
+        .len();
+    Ok((due, overdue, appeals))
 }
 
 // ---------------------------------------------------------------------------------------------
