@@ -7,6 +7,7 @@ mod console;
 mod console_arrangements;
 mod console_browser;
 mod console_oidc;
+mod durable;
 mod letters;
 mod lifecycle;
 mod logs;
