@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc, Weekday};
+use chrono_tz::Europe::London;
 use fairline::clock::ManualClock;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -16,11 +17,60 @@ use serde_json::Value;
 use crate::app::{TestApp, AGENT_TOKEN, MANAGER_TOKEN};
 use crate::console::{incoming_call, sid, spawn_console, Backend, Page, Visitor, CALLER};
 
-/// A Friday, 12:00 in London (UTC+0 in November).
-pub const NOW: &str = "2026-11-20T12:00:00Z";
+/// The test's dates, relative to the real today (the suite is also run with the clock moved):
+/// the service's clock is the next Friday after today at 12:00 in London.
+pub struct When {
+    pub friday: NaiveDate,
+    pub now: DateTime<Utc>,
+}
 
-pub fn now() -> DateTime<Utc> {
-    NOW.parse().unwrap()
+impl When {
+    pub fn new() -> Self {
+        let mut friday = Utc::now().with_timezone(&London).date_naive() + Days::new(1);
+        while friday.weekday() != Weekday::Fri {
+            friday = friday + Days::new(1);
+        }
+        When {
+            friday,
+            now: at(friday, 12, 0),
+        }
+    }
+    /// The rules end (about six and a half months on).
+    pub fn ends(&self) -> NaiveDate {
+        self.friday + Days::new(200)
+    }
+    /// The first review (about three months on).
+    pub fn review(&self) -> NaiveDate {
+        self.friday + Days::new(100)
+    }
+    /// The Monday after the Friday.
+    pub fn monday(&self) -> NaiveDate {
+        self.friday + Days::new(3)
+    }
+}
+
+/// A local London time as an instant.
+pub fn at(d: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
+    London
+        .from_local_datetime(&d.and_hms_opt(h, m, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// How the console writes a local time ("Mon 23 Nov 2026, 14:00").
+pub fn shown(t: DateTime<Utc>) -> String {
+    t.with_timezone(&London)
+        .format("%a %-d %b %Y, %H:%M")
+        .to_string()
+}
+
+fn ymd(d: NaiveDate) -> [String; 3] {
+    [
+        d.day().to_string(),
+        d.month().to_string(),
+        d.year().to_string(),
+    ]
 }
 
 async fn api_get(app: &TestApp, path: &str) -> Value {
@@ -37,8 +87,8 @@ async fn api_get(app: &TestApp, path: &str) -> Value {
 
 /// The fields of the new-arrangement form, filled in: calls on Tuesdays and Thursdays 10:00
 /// to 12:00 and Mondays 14:00 to 15:00, one call a day, Welsh then English.
-pub fn valid_form(csrf: &str) -> Vec<(&'static str, String)> {
-    [
+pub fn valid_form(csrf: &str, when: &When) -> Vec<(&'static str, String)> {
+    let mut form: Vec<(&'static str, String)> = [
         ("csrf_token", csrf),
         ("customer_ref", "PSOW-2026-00777"),
         ("customer_name", "Rhys Morgan"),
@@ -55,12 +105,6 @@ pub fn valid_form(csrf: &str) -> Vec<(&'static str, String)> {
         ("allowance_per", "day"),
         ("designated_staff", "alice"),
         ("language", "cy+en"),
-        ("ends_at-day", "1"),
-        ("ends_at-month", "6"),
-        ("ends_at-year", "2027"),
-        ("review_due-day", "1"),
-        ("review_due-month", "3"),
-        ("review_due-year", "2027"),
         ("reason", "Repeated abusive calls to the casework team"),
         ("decided_by", "Director of Investigations"),
         (
@@ -71,7 +115,20 @@ pub fn valid_form(csrf: &str) -> Vec<(&'static str, String)> {
     ]
     .iter()
     .map(|(k, v)| (*k, (*v).to_owned()))
-    .collect()
+    .collect();
+    let [d, m, y] = ymd(when.ends());
+    form.extend([
+        ("ends_at-day", d),
+        ("ends_at-month", m),
+        ("ends_at-year", y),
+    ]);
+    let [d, m, y] = ymd(when.review());
+    form.extend([
+        ("review_due-day", d),
+        ("review_due-month", m),
+        ("review_due-year", y),
+    ]);
+    form
 }
 
 fn replace(form: &[(&'static str, String)], key: &str, value: &str) -> Vec<(&'static str, String)> {
@@ -101,7 +158,8 @@ fn arrangement_id(location: &str) -> String {
 }
 
 async fn journey(backend: Backend, test: &str) {
-    let clock = ManualClock::new(now());
+    let when = When::new();
+    let clock = ManualClock::new(when.now);
     let Some(app) = spawn_console(backend, test, "http://127.0.0.1:9", Some(clock), |_| {}).await
     else {
         return;
@@ -124,7 +182,7 @@ async fn journey(backend: Backend, test: &str) {
     let csrf = form.csrf();
 
     // Without a CSRF token nothing is created.
-    let mut no_csrf = valid_form(&csrf);
+    let mut no_csrf = valid_form(&csrf, &when);
     no_csrf.remove(0);
     assert_eq!(
         post(&mut manager, "/console/arrangements", &no_csrf)
@@ -135,8 +193,9 @@ async fn journey(backend: Backend, test: &str) {
 
     // The API's rules, on the form's fields: times 1 ends before it starts, the review is after
     // the end, no reason.
-    let bad = replace(&valid_form(&csrf), "w0_end", "09:00");
-    let bad = replace(&bad, "review_due-year", "2028");
+    let bad = replace(&valid_form(&csrf, &when), "w0_end", "09:00");
+    let late = (when.ends().year() + 1).to_string();
+    let bad = replace(&bad, "review_due-year", &late);
     let bad = replace(&bad, "reason", "");
     let p = post(&mut manager, "/console/arrangements", &bad).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -172,7 +231,12 @@ async fn journey(backend: Backend, test: &str) {
         .is_empty());
 
     // Fixed: created, and the JSON API sees exactly the rules typed.
-    let p = post(&mut manager, "/console/arrangements", &valid_form(&csrf)).await;
+    let p = post(
+        &mut manager,
+        "/console/arrangements",
+        &valid_form(&csrf, &when),
+    )
+    .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let location = p.location.unwrap();
     let id = arrangement_id(&location);
@@ -189,14 +253,65 @@ async fn journey(backend: Backend, test: &str) {
     );
     assert_eq!(a["designated_staff"], serde_json::json!(["alice"]));
     assert_eq!(a["language"], "cy+en");
-    assert_eq!(a["review_due"], "2027-03-01");
-    assert_eq!(a["ends_at"], "2027-06-01T00:00:00Z");
+    assert_eq!(
+        a["review_due"],
+        when.review().format("%Y-%m-%d").to_string()
+    );
+    // The rules end at the start of that day in London.
+    let ends: DateTime<Utc> = a["ends_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ends, at(when.ends(), 0, 0));
     assert_eq!(a["version"], 1);
     let detail = manager.get(&location).await;
     assert!(detail.body.contains("The arrangement was created"));
     assert!(detail.body.contains(
         "Calls on Tuesdays and Thursdays, 10:00 to 12:00; Mondays, 14:00 to 15:00. One call a day. All calls go to Alice Jones."
     ), "{}", detail.body);
+
+    // An agent, with a good CSRF token of their own, may change nothing: 403 and unchanged.
+    let agent_csrf = agent.get("/console/").await.csrf();
+    let p = agent
+        .post(
+            &format!("/console/arrangements/{id}/revoke"),
+            &[("csrf_token", &agent_csrf), ("reason", "An agent tries")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let mut by_agent = valid_form(&agent_csrf, &when);
+    by_agent = replace(&by_agent, "allowance_count", "9");
+    by_agent.push(("version", "1".into()));
+    let p = post(
+        &mut agent,
+        &format!("/console/arrangements/{id}/edit"),
+        &by_agent,
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        post(&mut agent, "/console/arrangements", &by_agent)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // The manager's own form without its token: refused too.
+    let p = manager
+        .post(
+            &format!("/console/arrangements/{id}/revoke"),
+            &[("reason", "No token")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let a = api_get(&app, &format!("/api/v1/arrangements/{id}")).await;
+    assert_eq!(
+        (a["version"].as_i64(), a["status"].as_str()),
+        (Some(1), Some("active"))
+    );
+    assert_eq!(
+        api_get(&app, "/api/v1/arrangements").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Search: a number in another format, a reference in another case; filters.
     for q in ["02920+123456", "%2B442920123456", "psow-2026-00777"] {
@@ -218,7 +333,7 @@ async fn journey(backend: Backend, test: &str) {
         .await;
     let theirs = other.get(&format!("/console/arrangements/{id}/edit")).await;
     assert!(mine.body.contains("name=\"version\" value=\"1\""));
-    let mut edited = valid_form(&theirs.csrf());
+    let mut edited = valid_form(&theirs.csrf(), &when);
     edited = replace(&edited, "allowance_count", "2");
     edited.push(("version", "1".into()));
     let p = post(
@@ -228,7 +343,7 @@ async fn journey(backend: Backend, test: &str) {
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let mut stale = valid_form(&mine.csrf());
+    let mut stale = valid_form(&mine.csrf(), &when);
     stale = replace(&stale, "decided_by", "Head of Service");
     stale.push(("version", "1".into()));
     let p = post(
@@ -255,9 +370,10 @@ async fn journey(backend: Backend, test: &str) {
     assert!(detail.body.contains("1 a day → 2 a day"), "{}", detail.body);
 
     // What would happen if they called on Friday at 12:30: refused, next Monday 14:00.
+    let [d, m, y] = ymd(when.friday);
     let p = manager
         .get(&format!(
-            "/console/arrangements/{id}/what-if?number=%2B442920123456&at-day=20&at-month=11&at-year=2026&at_time=12:30"
+            "/console/arrangements/{id}/what-if?number=%2B442920123456&at-day={d}&at-month={m}&at-year={y}&at_time=12:30"
         ))
         .await;
     assert_eq!(p.status, 200);
@@ -269,17 +385,20 @@ async fn journey(backend: Backend, test: &str) {
         "{}",
         p.body
     );
-    assert!(p.body.contains("Mon 23 Nov 2026, 14:00"));
+    let next = shown(at(when.monday(), 14, 0));
+    assert!(p.body.contains(&next), "{next} in {}", p.body);
     assert!(p.body.contains("What the caller hears"));
     let p = manager
         .get(&format!(
-            "/console/arrangements/{id}/what-if?at-day=31&at-month=2&at-year=2026&at_time=25:00"
+            "/console/arrangements/{id}/what-if?at-day=31&at-month=2&at-year={y}&at_time=25:00"
         ))
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(p.body.contains("Enter a real date"));
 
     // A review that continues needs the next date; then it is recorded.
+    let next_review = when.review() + Days::new(30);
+    let [nd, nm, ny] = ymd(next_review);
     let csrf = detail.csrf();
     let p = manager
         .post(
@@ -295,16 +414,16 @@ async fn journey(backend: Backend, test: &str) {
             &[
                 ("csrf_token", &csrf),
                 ("outcome", "continue"),
-                ("review-next_review_due-day", "1"),
-                ("review-next_review_due-month", "4"),
-                ("review-next_review_due-year", "2027"),
+                ("review-next_review_due-day", &nd),
+                ("review-next_review_due-month", &nm),
+                ("review-next_review_due-year", &ny),
                 ("review-notes", "Calls have been calmer"),
             ],
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let a = api_get(&app, &format!("/api/v1/arrangements/{id}")).await;
-    assert_eq!(a["review_due"], "2027-04-01");
+    assert_eq!(a["review_due"], next_review.format("%Y-%m-%d").to_string());
 
     // An appeal, then its decision (once).
     let p = manager
@@ -342,7 +461,8 @@ async fn journey(backend: Backend, test: &str) {
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let ap = api_get(&app, &format!("/api/v1/appeals/{appeal}")).await;
     assert_eq!(ap["status"], "decided");
-    assert_eq!(ap["decision"]["outcome"], "dismissed");
+    assert_eq!(ap["outcome"], "dismissed");
+    assert_eq!(ap["decided_by"], "Head of Service");
     let p = manager
         .post(
             &format!("/console/appeals/{appeal}/decision"),
