@@ -263,30 +263,14 @@ fn lifecycle_error(e: LifecycleError, not_found: &str) -> ApiError {
 // The operations (no HTTP): the handlers below and the console's pages both call these
 // ---------------------------------------------------------------------------------------------
 
-/// Record a review of an arrangement (SPEC §13) from the API's JSON body, as `actor`.
-pub async fn record_review(
+/// `next_review_due` goes with `continue` only, on or before the arrangement's end (local).
+fn check_next_review(
+    b: &mut Body<'_>,
+    outcome: Option<ReviewDecision>,
+    next_review_due: Option<NaiveDate>,
+    current: &Arrangement,
     state: &AppState,
-    id: &ArrangementId,
-    body: &Value,
-    actor: &str,
-) -> ApiResult<ArrangementReview> {
-    let current = arrangement(state, id).await?;
-    let mut b = Body::new(body, &["outcome", "notes", "next_review_due"])?;
-    let outcome = b.choice("outcome", ReviewDecision::parse, "continue, vary, end");
-    let notes = b.text("notes", false);
-    let next_review_due = match b.get("next_review_due") {
-        None => None,
-        Some(v) => match v
-            .as_str()
-            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-        {
-            Some(d) => Some(d),
-            None => {
-                b.err("next_review_due", "must be a date YYYY-MM-DD");
-                None
-            }
-        },
-    };
+) {
     match outcome {
         Some(ReviewDecision::Continue) => {
             if !b.present("next_review_due") {
@@ -313,6 +297,33 @@ pub async fn record_review(
         }
         _ => {}
     }
+}
+
+/// Record a review of an arrangement (SPEC §13) from the API's JSON body, as `actor`.
+pub async fn record_review(
+    state: &AppState,
+    id: &ArrangementId,
+    body: &Value,
+    actor: &str,
+) -> ApiResult<ArrangementReview> {
+    let current = arrangement(state, id).await?;
+    let mut b = Body::new(body, &["outcome", "notes", "next_review_due"])?;
+    let outcome = b.choice("outcome", ReviewDecision::parse, "continue, vary, end");
+    let notes = b.text("notes", false);
+    let next_review_due = match b.get("next_review_due") {
+        None => None,
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        {
+            Some(d) => Some(d),
+            None => {
+                b.err("next_review_due", "must be a date YYYY-MM-DD");
+                None
+            }
+        },
+    };
+    check_next_review(&mut b, outcome, next_review_due, &current, state);
     b.finish()?;
     let Some(outcome) = outcome else {
         return Err(ApiError::Internal(

@@ -431,8 +431,6 @@ fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
 
 /// One API error as a problem on the form, in the form's words.
 fn map_error(field: &str, message: &str, slots: &[usize], phones: &[String]) -> FieldProblem {
-    let required = message.starts_with("is required");
-    let bad_date = message.contains("RFC 3339") || message.contains("YYYY-MM-DD");
     let indexed = |prefix: &str| -> Option<usize> {
         field
             .strip_prefix(prefix)
@@ -441,42 +439,16 @@ fn map_error(field: &str, message: &str, slots: &[usize], phones: &[String]) -> 
             .and_then(|i| i.parse().ok())
     };
     if field.starts_with("phone_numbers") {
-        let msg = match indexed("phone_numbers").and_then(|i| phones.get(i)) {
-            Some(n) if message.contains("twice") => format!("{n} is listed twice"),
-            Some(n) if message.contains("withheld") => {
-                format!("{n} is how a withheld number shows: enter a real number")
-            }
-            Some(n) => format!("{n} is not a phone number: enter it like 02920 123456"),
-            None => "Enter one or more phone numbers, one a line".into(),
-        };
-        return problem("phone_numbers", msg);
+        return phone_problem(
+            indexed("phone_numbers").and_then(|i| phones.get(i)),
+            message,
+        );
     }
     if let Some(i) = indexed("windows") {
-        let slot = slots.get(i).copied().unwrap_or(0);
-        let key = format!("w{slot}");
-        let n = slot + 1;
-        let msg = if field.contains(".days") {
-            format!("Select the days for times {n}")
-        } else if message.contains("later than start") {
-            format!("The end of times {n} must be later than its start")
-        } else if field.ends_with(".start") {
-            format!("Enter the start of times {n} like 10:00")
-        } else if field.ends_with(".end") {
-            format!("Enter the end of times {n} like 12:00")
-        } else {
-            format!("Check times {n}")
-        };
-        return problem(&key, msg);
+        return window_problem(field, message, slots.get(i).copied().unwrap_or(0));
     }
     match field {
-        "customer_ref" => problem(
-            "customer_ref",
-            if required || message.contains("empty") {
-                "Enter the customer reference".to_owned()
-            } else {
-                format!("The customer reference {message}")
-            },
-        ),
+        "customer_ref" => required_text_problem(field, message),
         "customer_name" => problem("customer_name", format!("The customer's name {message}")),
         "kind" if message.contains("needs at least one") => problem(
             "kind",
@@ -510,22 +482,8 @@ fn map_error(field: &str, message: &str, slots: &[usize], phones: &[String]) -> 
             "Enter the longest call as a whole number of minutes from 1 to 240",
         ),
         "language" => problem("language", "Select the language for calls and letters"),
-        "reason" => problem(
-            "reason",
-            if required || message.contains("empty") {
-                "Enter why the arrangement is needed".to_owned()
-            } else {
-                format!("The reason {message}")
-            },
-        ),
-        "decided_by" => problem(
-            "decided_by",
-            if required || message.contains("empty") {
-                "Enter who decided it".to_owned()
-            } else {
-                format!("Who decided {message}")
-            },
-        ),
+        "reason" => required_text_problem(field, message),
+        "decided_by" => required_text_problem(field, message),
         "advocate" => problem("advocate", format!("The advocate {message}")),
         "customer_explanation" => problem(
             "customer_explanation",
@@ -535,6 +493,16 @@ fn map_error(field: &str, message: &str, slots: &[usize], phones: &[String]) -> 
             "equality_advice_sought",
             "Select yes if equality advice was sought",
         ),
+        "starts_at" | "ends_at" | "review_due" => date_problem(field, message),
+        other => problem("customer_ref", format!("{other} {message}")),
+    }
+}
+
+/// A problem with one of the form's dates.
+fn date_problem(field: &str, message: &str) -> FieldProblem {
+    let required = message.starts_with("is required");
+    let bad_date = message.contains("RFC 3339") || message.contains("YYYY-MM-DD");
+    match field {
         "starts_at" if bad_date => problem("starts_at", "The start date must be a real date"),
         "starts_at" => problem("starts_at", format!("The start date {message}")),
         "ends_at" if required => problem("ends_at", "Enter the date the rules end"),
@@ -550,49 +518,60 @@ fn map_error(field: &str, message: &str, slots: &[usize], phones: &[String]) -> 
             "The review date must be on or before the end date",
         ),
         "review_due" => problem("review_due", format!("The review date {message}")),
-        other => problem("customer_ref", format!("{other} {message}")),
+        other => problem(other, format!("The date {message}")),
     }
+}
+
+/// A problem with a required text field.
+fn required_text_problem(field: &str, message: &str) -> FieldProblem {
+    let (enter, label) = match field {
+        "customer_ref" => ("Enter the customer reference", "The customer reference"),
+        "reason" => ("Enter why the arrangement is needed", "The reason"),
+        _ => ("Enter who decided it", "Who decided"),
+    };
+    if message.starts_with("is required") || message.contains("empty") {
+        problem(field, enter)
+    } else {
+        problem(field, format!("{label} {message}"))
+    }
+}
+
+fn phone_problem(number: Option<&String>, message: &str) -> FieldProblem {
+    let msg = match number {
+        Some(n) if message.contains("twice") => format!("{n} is listed twice"),
+        Some(n) if message.contains("withheld") => {
+            format!("{n} is how a withheld number shows: enter a real number")
+        }
+        Some(n) => format!("{n} is not a phone number: enter it like 02920 123456"),
+        None => "Enter one or more phone numbers, one a line".into(),
+    };
+    problem("phone_numbers", msg)
+}
+
+/// A problem with the window in form slot `slot`.
+fn window_problem(field: &str, message: &str, slot: usize) -> FieldProblem {
+    let key = format!("w{slot}");
+    let n = slot + 1;
+    let msg = if field.contains(".days") {
+        format!("Select the days for times {n}")
+    } else if message.contains("later than start") {
+        format!("The end of times {n} must be later than its start")
+    } else if field.ends_with(".start") {
+        format!("Enter the start of times {n} like 10:00")
+    } else if field.ends_with(".end") {
+        format!("Enter the end of times {n} like 12:00")
+    } else {
+        format!("Check times {n}")
+    };
+    problem(&key, msg)
 }
 
 /// An arrangement's fields in words, labelled (history, a stale edit).
 pub fn fields_in_words(config: &Config, tz: Tz, a: &Arrangement) -> Vec<(&'static str, String)> {
     let none = || "None".to_owned();
-    let windows = if a.windows.is_empty() {
-        none()
-    } else {
-        a.windows
-            .iter()
-            .map(|w| {
-                let days: Vec<&str> = w.days.iter().map(|d| day_name(*d)).collect();
-                format!("{} {}–{}", days.join(", "), w.start, w.end)
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let allowance = a
-        .allowance
-        .map(|al| {
-            let per = match al.per {
-                AllowancePeriod::Day => "day",
-                AllowancePeriod::Week => "week",
-            };
-            format!("{} a {per}", al.count)
-        })
-        .unwrap_or_else(none);
-    let staff = if a.designated_staff.is_empty() {
-        none()
-    } else {
-        a.designated_staff
-            .iter()
-            .map(|s| {
-                config
-                    .staff_member(s)
-                    .map(|m| m.name.clone())
-                    .unwrap_or_else(|| s.as_str().to_owned())
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let windows = windows_words(a);
+    let allowance = allowance_words(a);
+    let staff = staff_words(config, a);
     vec![
         ("Customer reference", a.customer_ref.clone()),
         (
@@ -652,6 +631,53 @@ pub fn fields_in_words(config: &Config, tz: Tz, a: &Arrangement) -> Vec<(&'stati
             },
         ),
     ]
+}
+
+fn windows_words(a: &Arrangement) -> String {
+    let none = || "None".to_owned();
+    if a.windows.is_empty() {
+        none()
+    } else {
+        a.windows
+            .iter()
+            .map(|w| {
+                let days: Vec<&str> = w.days.iter().map(|d| day_name(*d)).collect();
+                format!("{} {}–{}", days.join(", "), w.start, w.end)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn allowance_words(a: &Arrangement) -> String {
+    let none = || "None".to_owned();
+    a.allowance
+        .map(|al| {
+            let per = match al.per {
+                AllowancePeriod::Day => "day",
+                AllowancePeriod::Week => "week",
+            };
+            format!("{} a {per}", al.count)
+        })
+        .unwrap_or_else(none)
+}
+
+fn staff_words(config: &Config, a: &Arrangement) -> String {
+    let none = || "None".to_owned();
+    if a.designated_staff.is_empty() {
+        none()
+    } else {
+        a.designated_staff
+            .iter()
+            .map(|s| {
+                config
+                    .staff_member(s)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_else(|| s.as_str().to_owned())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The fields that differ between two versions: (label, old, new).

@@ -141,7 +141,8 @@ pub(crate) async fn screenshot(c: &Client, name: &str) {
         .unwrap()
         .as_u64()
         .unwrap_or(900)
-        .clamp(600, 3000);
+        .clamp(600, 8000);
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
     c.set_window_size(1200, height as u32 + 140).await.unwrap();
     let png = c.screenshot().await.unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");

@@ -169,8 +169,54 @@ pub async fn list(
     if !staff.is_manager() {
         return forbidden();
     }
-    let now = state.clock.now();
-    let today = today(&state);
+    let filter = list_filter(&q, state.clock.now(), today(&state));
+    let search = q.q.trim();
+    let rows = if q.appeals == "open" {
+        // The arrangements with an open appeal (one page: appeals are few).
+        match with_open_appeals(&state).await {
+            Ok(r) => r,
+            Err(_) => return unavailable(),
+        }
+    } else {
+        match state.store.list_arrangements(&filter).await {
+            Ok(r) => r,
+            Err(_) => return unavailable(),
+        }
+    };
+    let more = q.appeals != "open" && rows.len() as u32 >= PAGE_SIZE;
+    let query_with = |after: Option<&str>| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("q", search), ("status", &q.status), ("review", &q.review)] {
+            if !v.is_empty() {
+                s.append_pair(k, v);
+            }
+        }
+        if let Some(a) = after {
+            s.append_pair("after", a);
+        }
+        format!("/console/arrangements?{}", s.finish())
+    };
+    let tz = state.calendar.tz;
+    let body = html! {
+        h1 class="govuk-heading-l" { "Arrangements" }
+        @if q.appeals == "open" {
+            p class="govuk-body" { "Showing arrangements with an open appeal. " a class="govuk-link" href="/console/arrangements" { "Show all arrangements" } }
+        }
+        a href="/console/arrangements/new" class="govuk-button" role="button" draggable="false" { "Create an arrangement" }
+        (filters_form(&q, search))
+        @if rows.is_empty() {
+            div class="govuk-inset-text" { "No arrangements match." }
+        } @else {
+            (arrangements_table(&state, &rows))
+            p class="govuk-body-s" { "Times are " (tz.name()) " time." }
+        }
+        (pagination(more, filter.after.is_some(), rows.last(), &query_with))
+    };
+    page("Arrangements", Some(&staff), Nav::Arrangements, false, body)
+}
+
+/// The store's filter for the list page's query.
+fn list_filter(q: &ListQuery, now: DateTime<Utc>, today: NaiveDate) -> ArrangementFilter {
     let mut filter = ArrangementFilter {
         now: Some(now),
         limit: PAGE_SIZE,
@@ -204,38 +250,12 @@ pub async fn list(
         }
     }
     filter.after = ArrangementId::parse(&q.after).ok();
-    let rows = if q.appeals == "open" {
-        // The arrangements with an open appeal (one page: appeals are few).
-        match with_open_appeals(&state).await {
-            Ok(r) => r,
-            Err(_) => return unavailable(),
-        }
-    } else {
-        match state.store.list_arrangements(&filter).await {
-            Ok(r) => r,
-            Err(_) => return unavailable(),
-        }
-    };
-    let more = q.appeals != "open" && rows.len() as u32 >= PAGE_SIZE;
-    let query_with = |after: Option<&str>| {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [("q", search), ("status", &q.status), ("review", &q.review)] {
-            if !v.is_empty() {
-                s.append_pair(k, v);
-            }
-        }
-        if let Some(a) = after {
-            s.append_pair("after", a);
-        }
-        format!("/console/arrangements?{}", s.finish())
-    };
-    let tz = state.calendar.tz;
-    let body = html! {
-        h1 class="govuk-heading-l" { "Arrangements" }
-        @if q.appeals == "open" {
-            p class="govuk-body" { "Showing arrangements with an open appeal. " a class="govuk-link" href="/console/arrangements" { "Show all arrangements" } }
-        }
-        a href="/console/arrangements/new" class="govuk-button" role="button" draggable="false" { "Create an arrangement" }
+    filter
+}
+
+/// The search box and the status and review filters.
+fn filters_form(q: &ListQuery, search: &str) -> Markup {
+    html! {
         form method="get" action="/console/arrangements" class="fl-filters" novalidate {
             div class="govuk-grid-row" {
                 div class="govuk-grid-column-one-third" {
@@ -264,9 +284,11 @@ pub async fn list(
             }
             button type="submit" class="govuk-button govuk-button--secondary" { "Show arrangements" }
         }
-        @if rows.is_empty() {
-            div class="govuk-inset-text" { "No arrangements match." }
-        } @else {
+    }
+}
+
+fn arrangements_table(state: &AppState, rows: &[Arrangement]) -> Markup {
+    html! {
             table class="govuk-table" {
                 caption class="govuk-table__caption govuk-table__caption--m" { "Arrangements" }
                 thead class="govuk-table__head" {
@@ -279,7 +301,7 @@ pub async fn list(
                     }
                 }
                 tbody class="govuk-table__body" {
-                    @for a in &rows {
+                    @for a in rows {
                         tr class="govuk-table__row" {
                             td class="govuk-table__cell" {
                                 a class="govuk-link" href={ "/console/arrangements/" (a.id.as_str()) } { (a.customer_ref) }
@@ -290,16 +312,25 @@ pub async fn list(
                             }
                             td class="govuk-table__cell" { (words::arrangement_rules(&state.config, a)) }
                             td class="govuk-table__cell fl-nowrap" { (a.review_due.format("%-d %b %Y")) }
-                            td class="govuk-table__cell" { (badges(&state, a)) }
+                            td class="govuk-table__cell" { (badges(state, a)) }
                         }
                     }
                 }
             }
-            p class="govuk-body-s" { "Times are " (tz.name()) " time." }
-        }
-        @if more || filter.after.is_some() {
+    }
+}
+
+/// Previous and next links (keyset paging: the first page, and the page after the last row).
+fn pagination(
+    more: bool,
+    paged: bool,
+    last: Option<&Arrangement>,
+    query_with: &dyn Fn(Option<&str>) -> String,
+) -> Markup {
+    html! {
+        @if more || paged {
             nav class="govuk-pagination govuk-pagination--block" aria-label="Pages of arrangements" {
-                @if filter.after.is_some() {
+                @if paged {
                     div class="govuk-pagination__prev" {
                         a class="govuk-link govuk-pagination__link" href=(query_with(None)) rel="prev" {
                             span class="govuk-pagination__link-title" { "First page" }
@@ -307,7 +338,7 @@ pub async fn list(
                     }
                 }
                 @if more {
-                    @if let Some(last) = rows.last() {
+                    @if let Some(last) = last {
                         div class="govuk-pagination__next" {
                             a class="govuk-link govuk-pagination__link" href=(query_with(Some(last.id.as_str()))) rel="next" {
                                 span class="govuk-pagination__link-title" { "Next page" }
@@ -317,8 +348,7 @@ pub async fn list(
                 }
             }
         }
-    };
-    page("Arrangements", Some(&staff), Nav::Arrangements, false, body)
+    }
 }
 
 async fn with_open_appeals(state: &AppState) -> Result<Vec<Arrangement>, crate::store::StoreError> {
@@ -342,6 +372,26 @@ async fn with_open_appeals(state: &AppState) -> Result<Vec<Arrangement>, crate::
 // Create and edit
 // ---------------------------------------------------------------------------------------------
 
+/// The days and the `[[staff]]` as (value, label) choices.
+fn choices(state: &AppState) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let days: Vec<(String, String)> = Day::ALL
+        .iter()
+        .map(|d| {
+            (
+                crate::console::arrangements::day_code(*d).to_owned(),
+                day_name(*d).to_owned(),
+            )
+        })
+        .collect();
+    let staff_choices: Vec<(String, String)> = state
+        .config
+        .staff
+        .iter()
+        .map(|s| (s.id.as_str().to_owned(), s.name.clone()))
+        .collect();
+    (days, staff_choices)
+}
+
 fn form_page(
     state: &AppState,
     staff: &Staff,
@@ -364,21 +414,7 @@ fn form_page(
         Some(a) => format!("/console/arrangements/{}", a.id.as_str()),
         None => "/console/arrangements".into(),
     };
-    let days: Vec<(String, String)> = Day::ALL
-        .iter()
-        .map(|d| {
-            (
-                crate::console::arrangements::day_code(*d).to_owned(),
-                day_name(*d).to_owned(),
-            )
-        })
-        .collect();
-    let staff_choices: Vec<(String, String)> = state
-        .config
-        .staff
-        .iter()
-        .map(|s| (s.id.as_str().to_owned(), s.name.clone()))
-        .collect();
+    let (days, staff_choices) = choices(state);
     let body = html! {
         div class="govuk-grid-row" {
             div class="govuk-grid-column-two-thirds" {
@@ -398,49 +434,14 @@ fn form_page(
                     (radios("kind", "kind", "May the customer call?", None,
                         &[("restricted", "Yes, under the rules below"), ("blocked", "No, not at all")],
                         &form.kind, p("kind"), false))
-                    @for i in 0..WINDOW_SLOTS {
-                        @let slot = form.windows.get(i).cloned().unwrap_or_default();
-                        @let key = format!("w{i}");
-                        @let problem = p(&key);
-                        div class={ "govuk-form-group" @if problem.is_some() { " govuk-form-group--error" } } {
-                            fieldset class="govuk-fieldset" aria-describedby=[problem.map(|p| format!("{}-error", p.field))] {
-                                legend class="govuk-fieldset__legend govuk-fieldset__legend--s" {
-                                    "Days and times " (i + 1) @if i > 0 { " (optional)" }
-                                }
-                                (views::error_message(problem))
-                                (checkboxes(&format!("w{i}_days"), &format!("w{i}_days"), "Days", None, &days, &slot.days, None))
-                                div class="fl-times" {
-                                    (text_input(&format!("w{i}_start"), "From", Some("For example 10:00"), &slot.start, None, "govuk-input--width-5"))
-                                    (text_input(&format!("w{i}_end"), "To", Some("For example 12:00"), &slot.end, None, "govuk-input--width-5"))
-                                }
-                            }
-                        }
-                    }
-                    @let allowance_p = p("allowance");
-                    div class={ "govuk-form-group" @if allowance_p.is_some() { " govuk-form-group--error" } } {
-                        fieldset class="govuk-fieldset" aria-describedby=[allowance_p.map(|p| format!("{}-error", p.field))] {
-                            legend class="govuk-fieldset__legend govuk-fieldset__legend--s" { "Number of calls allowed (optional)" }
-                            (views::error_message(allowance_p))
-                            (text_input("allowance_count", "Calls", None, &form.allowance_count, None, "govuk-input--width-3"))
-                            (radios("allowance_per", "allowance_per", "Each", None, &[("day", "Day"), ("week", "Week")], &form.allowance_per, None, true))
-                        }
-                    }
+                    @for i in 0..WINDOW_SLOTS { (window_fieldset(form, i, &days, problems)) }
+                    (allowance_fieldset(form, problems))
                     (checkboxes("designated_staff", "designated_staff", "Designated staff (optional)", Some("Calls are put through to the first one chosen."), &staff_choices, &form.designated_staff, p("designated_staff")))
                     (text_input("max_call_minutes", "Longest call in minutes (optional)", None, &form.max_call_minutes, p("max_call_minutes"), "govuk-input--width-3"))
                     (radios("language", "language", "Language for calls and letters", None,
                         &[("en", "English"), ("cy", "Welsh"), ("en+cy", "English, then Welsh"), ("cy+en", "Welsh, then English")],
                         &form.language, p("language"), false))
-                    h2 class="govuk-heading-m" { "Dates" }
-                    (date_input("starts_at", "Rules start (optional)", Some("For example 27 3 2027. Empty means now."), &form.starts_at, p("starts_at")))
-                    (date_input("ends_at", "Rules end", Some("The rules end at the start of this day."), &form.ends_at, p("ends_at")))
-                    (date_input("review_due", "Next review", Some("On or before the end date."), &form.review_due, p("review_due")))
-                    h2 class="govuk-heading-m" { "Why" }
-                    (textarea("reason", "Reason for the arrangement", Some("For the record. The customer does not see this."), &form.reason, p("reason")))
-                    (text_input("decided_by", "Decided by", Some("For example Director of Investigations"), &form.decided_by, p("decided_by"), "govuk-!-width-two-thirds"))
-                    (textarea("customer_explanation", "Explanation for the customer (optional)", Some("Words for the customer's letter: why the rules are needed."), &form.customer_explanation, p("customer_explanation")))
-                    (radios("equality_advice_sought", "equality_advice_sought", "Was equality advice sought?", None,
-                        &[("yes", "Yes"), ("no", "No")], &form.equality_advice_sought, p("equality_advice_sought"), true))
-                    (text_input("advocate", "Advocate (optional)", Some("Name and how to contact them"), &form.advocate, p("advocate"), "govuk-!-width-two-thirds"))
+                    (dates_and_why(form, problems))
                     button type="submit" class="govuk-button" { "Save arrangement" }
                 }
             }
@@ -457,6 +458,68 @@ fn form_page(
         res
     } else {
         with_status(res, StatusCode::UNPROCESSABLE_ENTITY)
+    }
+}
+
+/// Days and times `i` of the form: the days as checkboxes, from and to.
+fn window_fieldset(
+    form: &ArrangementForm,
+    i: usize,
+    days: &[(String, String)],
+    problems: &[FieldProblem],
+) -> Markup {
+    let p = |f: &str| problem_for(problems, f);
+    html! {
+                        @let slot = form.windows.get(i).cloned().unwrap_or_default();
+                        @let key = format!("w{i}");
+                        @let problem = p(&key);
+                        div class={ "govuk-form-group" @if problem.is_some() { " govuk-form-group--error" } } {
+                            fieldset class="govuk-fieldset" aria-describedby=[problem.map(|p| format!("{}-error", p.field))] {
+                                legend class="govuk-fieldset__legend govuk-fieldset__legend--s" {
+                                    "Days and times " (i + 1) @if i > 0 { " (optional)" }
+                                }
+                                (views::error_message(problem))
+                                div class="fl-days" { (checkboxes(&format!("w{i}_days"), &format!("w{i}_days"), "Days", None, days, &slot.days, None)) }
+                                div class="fl-times" {
+                                    (text_input(&format!("w{i}_start"), "From", Some("For example 10:00"), &slot.start, None, "govuk-input--width-5"))
+                                    (text_input(&format!("w{i}_end"), "To", Some("For example 12:00"), &slot.end, None, "govuk-input--width-5"))
+                                }
+                            }
+                        }
+    }
+}
+
+/// The number of calls allowed, and whether a day or a week.
+fn allowance_fieldset(form: &ArrangementForm, problems: &[FieldProblem]) -> Markup {
+    let p = |f: &str| problem_for(problems, f);
+    html! {
+                    @let allowance_p = p("allowance");
+                    div class={ "govuk-form-group" @if allowance_p.is_some() { " govuk-form-group--error" } } {
+                        fieldset class="govuk-fieldset" aria-describedby=[allowance_p.map(|p| format!("{}-error", p.field))] {
+                            legend class="govuk-fieldset__legend govuk-fieldset__legend--s" { "Number of calls allowed (optional)" }
+                            (views::error_message(allowance_p))
+                            (text_input("allowance_count", "Calls", None, &form.allowance_count, None, "govuk-input--width-3"))
+                            (radios("allowance_per", "allowance_per", "Each", None, &[("day", "Day"), ("week", "Week")], &form.allowance_per, None, true))
+                        }
+                    }
+    }
+}
+
+/// The form's dates (GOV.UK date inputs) and its reasons.
+fn dates_and_why(form: &ArrangementForm, problems: &[FieldProblem]) -> Markup {
+    let p = |f: &str| problem_for(problems, f);
+    html! {
+                    h2 class="govuk-heading-m" { "Dates" }
+                    (date_input("starts_at", "Rules start (optional)", Some("For example 27 3 2027. Empty means now."), &form.starts_at, p("starts_at")))
+                    (date_input("ends_at", "Rules end", Some("The rules end at the start of this day."), &form.ends_at, p("ends_at")))
+                    (date_input("review_due", "Next review", Some("On or before the end date."), &form.review_due, p("review_due")))
+                    h2 class="govuk-heading-m" { "Why" }
+                    (textarea("reason", "Reason for the arrangement", Some("For the record. The customer does not see this."), &form.reason, p("reason")))
+                    (text_input("decided_by", "Decided by", Some("For example Director of Investigations"), &form.decided_by, p("decided_by"), "govuk-!-width-two-thirds"))
+                    (textarea("customer_explanation", "Explanation for the customer (optional)", Some("Words for the customer's letter: why the rules are needed."), &form.customer_explanation, p("customer_explanation")))
+                    (radios("equality_advice_sought", "equality_advice_sought", "Was equality advice sought?", None,
+                        &[("yes", "Yes"), ("no", "No")], &form.equality_advice_sought, p("equality_advice_sought"), true))
+                    (text_input("advocate", "Advocate (optional)", Some("Name and how to contact them"), &form.advocate, p("advocate"), "govuk-!-width-two-thirds"))
     }
 }
 
@@ -836,7 +899,6 @@ async fn detail_page(
         (Ok(h), Ok(r), Ok(ap), Ok(d)) => (h, r, ap, d),
         _ => return unavailable(),
     };
-    let p = |f: &str| problem_for(&extras.problems, f);
     let revoked = a.revoked_at.is_some();
     let base = format!("/console/arrangements/{}", a.id.as_str());
     let what_if = extras.what_if.take().unwrap_or_default();
@@ -867,6 +929,46 @@ async fn detail_page(
             (views::summary_row("Version", html! { (a.version) ", saved " (words::local(tz, a.updated_at)) }))
         }
 
+        (what_if_section(state, a, &what_if, &extras.problems))
+
+        (letters_section(a))
+
+        (reviews_section(state, staff, a, &reviews, &extras))
+
+        (appeals_section(state, staff, a, &appeals, &extras))
+
+        h2 class="govuk-heading-m" id="history" { "History" }
+        (history_list(state, &history))
+
+        (decisions_section(state, &decisions))
+        p class="govuk-body-s" { "Times are " (tz.name()) " time. Shown at " (words::local(tz, now)) "." }
+    };
+    let has_errors = !extras.problems.is_empty();
+    let res = page(
+        &format!("Arrangement {}", a.customer_ref),
+        Some(staff),
+        Nav::Arrangements,
+        has_errors,
+        body,
+    );
+    if has_errors {
+        with_status(res, StatusCode::UNPROCESSABLE_ENTITY)
+    } else {
+        res
+    }
+}
+
+/// "What would happen if they called at …": the form and, once asked, the §6 answer.
+fn what_if_section(
+    state: &AppState,
+    a: &Arrangement,
+    what_if: &WhatIf,
+    problems: &[FieldProblem],
+) -> Markup {
+    let tz = state.calendar.tz;
+    let base = format!("/console/arrangements/{}", a.id.as_str());
+    let p = |f: &str| problem_for(problems, f);
+    html! {
         h2 class="govuk-heading-m" id="what-if" { "What would happen if they called?" }
         form method="get" action={ (base) "/what-if#what-if" } novalidate {
             @if a.phone_numbers.len() > 1 {
@@ -883,7 +985,7 @@ async fn detail_page(
             button type="submit" class="govuk-button govuk-button--secondary" { "Check" }
         }
         @if let Some((number, at, e)) = &what_if.answer {
-            div class="govuk-panel fl-answer" id="what-if-answer" {
+            div class="fl-answer" id="what-if-answer" {
                 h3 class="govuk-heading-s" { "A call from " (number.as_str()) " on " (words::local(tz, *at)) }
                 p class="govuk-body" { strong { (evaluation_words(state, e)) } }
                 @if let Some(next) = e.next_permitted_at {
@@ -901,6 +1003,13 @@ async fn detail_page(
             }
         }
 
+    }
+}
+
+/// Links to each letter's preview, in each language.
+fn letters_section(a: &Arrangement) -> Markup {
+    let base = format!("/console/arrangements/{}", a.id.as_str());
+    html! {
         h2 class="govuk-heading-m" id="letters" { "Letters to the customer" }
         table class="govuk-table" {
             caption class="govuk-table__caption govuk-table__caption--s govuk-visually-hidden" { "Letters" }
@@ -927,11 +1036,26 @@ async fn detail_page(
             }
         }
 
+    }
+}
+
+/// The reviews so far and, unless revoked, the form to record one.
+fn reviews_section(
+    state: &AppState,
+    staff: &Staff,
+    a: &Arrangement,
+    reviews: &[ArrangementReview],
+    extras: &Extras,
+) -> Markup {
+    let revoked = a.revoked_at.is_some();
+    let base = format!("/console/arrangements/{}", a.id.as_str());
+    let p = |f: &str| problem_for(&extras.problems, f);
+    html! {
         h2 class="govuk-heading-m" id="reviews" { "Reviews" }
         @if reviews.is_empty() {
             p class="govuk-body" { "No reviews yet. The next review is due " (a.review_due.format("%-d %B %Y")) "." }
         } @else {
-            (reviews_table(state, &reviews))
+            (reviews_table(state, reviews))
         }
         @if !revoked {
             form method="post" action={ (base) "/reviews" } novalidate {
@@ -948,12 +1072,27 @@ async fn detail_page(
             }
         }
 
+    }
+}
+
+/// The appeals (each with its decision form while open) and the form to record one.
+fn appeals_section(
+    state: &AppState,
+    staff: &Staff,
+    a: &Arrangement,
+    appeals: &[Appeal],
+    extras: &Extras,
+) -> Markup {
+    let revoked = a.revoked_at.is_some();
+    let base = format!("/console/arrangements/{}", a.id.as_str());
+    let p = |f: &str| problem_for(&extras.problems, f);
+    html! {
         h2 class="govuk-heading-m" id="appeals" { "Appeals" }
         @if appeals.is_empty() {
             p class="govuk-body" { "No appeals." }
         }
         @for (i, ap) in appeals.iter().enumerate() {
-            (appeal_block(state, staff, ap, i, &extras))
+            (appeal_block(state, staff, ap, i, extras))
         }
         @if !revoked {
             form method="post" action={ (base) "/appeals" } novalidate {
@@ -967,9 +1106,13 @@ async fn detail_page(
             }
         }
 
-        h2 class="govuk-heading-m" id="history" { "History" }
-        (history_list(state, &history))
+    }
+}
 
+/// The decision log for the arrangement's numbers.
+fn decisions_section(state: &AppState, decisions: &[DecisionLogEntry]) -> Markup {
+    let tz = state.calendar.tz;
+    html! {
         h2 class="govuk-heading-m" id="decisions" { "Calls decided for these numbers" }
         @if decisions.is_empty() {
             p class="govuk-body" { "No calls from these numbers have been decided." }
@@ -985,7 +1128,7 @@ async fn detail_page(
                     }
                 }
                 tbody class="govuk-table__body" {
-                    @for d in &decisions {
+                    @for d in decisions {
                         tr class="govuk-table__row" {
                             td class="govuk-table__cell fl-nowrap" { (words::local(tz, d.decided_at)) }
                             td class="govuk-table__cell fl-nowrap" { (d.number.as_str()) }
@@ -996,20 +1139,6 @@ async fn detail_page(
                 }
             }
         }
-        p class="govuk-body-s" { "Times are " (tz.name()) " time. Shown at " (words::local(tz, now)) "." }
-    };
-    let has_errors = !extras.problems.is_empty();
-    let res = page(
-        &format!("Arrangement {}", a.customer_ref),
-        Some(staff),
-        Nav::Arrangements,
-        has_errors,
-        body,
-    );
-    if has_errors {
-        with_status(res, StatusCode::UNPROCESSABLE_ENTITY)
-    } else {
-        res
     }
 }
 
@@ -1322,37 +1451,7 @@ pub async fn review(
         .into_response(),
         Err(e) => match api_errors(&e) {
             Some(errors) => {
-                let problems = errors
-                    .iter()
-                    .map(|(f, m)| match f.as_str() {
-                        "outcome" => fp(
-                            "review-outcome",
-                            "review-outcome",
-                            "Select what the review decided",
-                        ),
-                        "next_review_due" if m.contains("required") => fp(
-                            "review-next_review_due",
-                            "review-next_review_due-day",
-                            "Enter the date of the next review, because the rules continue",
-                        ),
-                        "next_review_due" if m.contains("only given") => fp(
-                            "review-next_review_due",
-                            "review-next_review_due-day",
-                            "Leave the next review empty unless the rules continue",
-                        ),
-                        "next_review_due" if m.contains("on or before") => fp(
-                            "review-next_review_due",
-                            "review-next_review_due-day",
-                            "The next review must be on or before the end date",
-                        ),
-                        "next_review_due" => fp(
-                            "review-next_review_due",
-                            "review-next_review_due-day",
-                            "The next review must be a real date",
-                        ),
-                        _ => fp("review-notes", "review-notes", format!("The notes {m}")),
-                    })
-                    .collect();
+                let problems = review_problems(&errors);
                 detail_page(
                     &state,
                     &staff,
@@ -1368,6 +1467,86 @@ pub async fn review(
             None => lifecycle_failure(e),
         },
     }
+}
+
+fn review_problems(errors: &[(String, String)]) -> Vec<FieldProblem> {
+    errors
+        .iter()
+        .map(|(f, m)| match f.as_str() {
+            "outcome" => fp(
+                "review-outcome",
+                "review-outcome",
+                "Select what the review decided",
+            ),
+            "next_review_due" if m.contains("required") => fp(
+                "review-next_review_due",
+                "review-next_review_due-day",
+                "Enter the date of the next review, because the rules continue",
+            ),
+            "next_review_due" if m.contains("only given") => fp(
+                "review-next_review_due",
+                "review-next_review_due-day",
+                "Leave the next review empty unless the rules continue",
+            ),
+            "next_review_due" if m.contains("on or before") => fp(
+                "review-next_review_due",
+                "review-next_review_due-day",
+                "The next review must be on or before the end date",
+            ),
+            "next_review_due" => fp(
+                "review-next_review_due",
+                "review-next_review_due-day",
+                "The next review must be a real date",
+            ),
+            _ => fp("review-notes", "review-notes", format!("The notes {m}")),
+        })
+        .collect()
+}
+
+fn appeal_problems(errors: &[(String, String)]) -> Vec<FieldProblem> {
+    errors
+        .iter()
+        .map(|(f, m)| match f.as_str() {
+            "received_at" if m.contains("future") => fp(
+                "appeal-received_at",
+                "appeal-received_at-day",
+                "The date the appeal was received must be today or in the past",
+            ),
+            "received_at" => fp(
+                "appeal-received_at",
+                "appeal-received_at-day",
+                "The date the appeal was received must be a real date",
+            ),
+            _ => fp(
+                "appeal-grounds",
+                "appeal-grounds",
+                "Enter the customer's grounds for appealing",
+            ),
+        })
+        .collect()
+}
+
+fn decision_problems(errors: &[(String, String)], prefix: &str) -> Vec<FieldProblem> {
+    errors
+        .iter()
+        .map(|(f, _)| match f.as_str() {
+            "outcome" => fp(
+                &format!("{prefix}-outcome"),
+                &format!("{prefix}-outcome"),
+                "Select the decision on the appeal",
+            ),
+            "decided_by" => fp(
+                &format!("{prefix}-decided_by"),
+                &format!("{prefix}-decided_by"),
+                "Enter who decided the appeal",
+            ),
+            _ => fp(
+                &format!("{prefix}-notes"),
+                &format!("{prefix}-notes"),
+                "The notes must be 4000 characters or fewer",
+            ),
+        })
+        .collect()
 }
 
 fn lifecycle_failure(e: ApiError) -> Response {
@@ -1439,26 +1618,7 @@ pub async fn appeal(
         .into_response(),
         Err(e) => match api_errors(&e) {
             Some(errors) => {
-                let problems = errors
-                    .iter()
-                    .map(|(f, m)| match f.as_str() {
-                        "received_at" if m.contains("future") => fp(
-                            "appeal-received_at",
-                            "appeal-received_at-day",
-                            "The date the appeal was received must be today or in the past",
-                        ),
-                        "received_at" => fp(
-                            "appeal-received_at",
-                            "appeal-received_at-day",
-                            "The date the appeal was received must be a real date",
-                        ),
-                        _ => fp(
-                            "appeal-grounds",
-                            "appeal-grounds",
-                            "Enter the customer's grounds for appealing",
-                        ),
-                    })
-                    .collect();
+                let problems = appeal_problems(&errors);
                 detail_page(
                     &state,
                     &staff,
@@ -1530,26 +1690,7 @@ pub async fn decide(
         .into_response(),
         Err(e) => match api_errors(&e) {
             Some(errors) => {
-                let problems = errors
-                    .iter()
-                    .map(|(f, _)| match f.as_str() {
-                        "outcome" => fp(
-                            &format!("{prefix}-outcome"),
-                            &format!("{prefix}-outcome"),
-                            "Select the decision on the appeal",
-                        ),
-                        "decided_by" => fp(
-                            &format!("{prefix}-decided_by"),
-                            &format!("{prefix}-decided_by"),
-                            "Enter who decided the appeal",
-                        ),
-                        _ => fp(
-                            &format!("{prefix}-notes"),
-                            &format!("{prefix}-notes"),
-                            "The notes must be 4000 characters or fewer",
-                        ),
-                    })
-                    .collect();
+                let problems = decision_problems(&errors, &prefix);
                 detail_page(
                     &state,
                     &staff,
