@@ -151,8 +151,10 @@ async fn create(c: &Client, base: &str, when: &When) -> String {
         .await
         .unwrap();
     wait_title(c, &titled("Arrangements")).await;
-    assert!(body_text(c).await.contains("No arrangements match"));
-    check(c, "17-arrangements-empty").await;
+    let text = body_text(c).await;
+    assert!(text.contains("PSOW-2026-00101") && text.contains("PSOW-2026-00102"));
+    assert_eq!(text.matches("Review overdue").count(), 1, "{text}");
+    check(c, "17-arrangements").await;
     c.find(Locator::LinkText("Create an arrangement"))
         .await
         .unwrap()
@@ -245,8 +247,8 @@ async fn what_if(c: &Client, base: &str, id: &str, when: &When) {
     check(c, "23-what-if").await;
 }
 
-/// A review (its error, then saved), an appeal and its decision.
-async fn review_and_appeal(c: &Client, when: &When) {
+/// A review (its error, then saved), an appeal (home counts it) and its decision.
+async fn review_and_appeal(c: &Client, base: &str, id: &str, when: &When) {
     let title = titled(&format!("Arrangement {REF}"));
     click_id(c, "review-outcome").await;
     click_button(c, "Save review").await;
@@ -266,6 +268,30 @@ async fn review_and_appeal(c: &Client, when: &When) {
     wait_for_text(c, "The appeal was saved", true).await;
     assert!(body_text(c).await.contains("Open appeal"));
     check(c, "25-appeal-open").await;
+    // Home: one review overdue, one due within 14 days, one open appeal.
+    c.goto(&format!("{base}/console/")).await.unwrap();
+    wait_title(c, &titled("Home")).await;
+    let text = body_text(c).await;
+    for words in [
+        "1\nreview overdue",
+        "1\nreview due in the next 14 days",
+        "1\nopen appeal",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+    check(c, "30-home-manager-arrangements").await;
+    c.find(Locator::Css("a[href='/console/arrangements?appeals=open']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_title(c, &titled("Arrangements")).await;
+    assert!(body_text(c).await.contains(REF));
+    c.goto(&format!("{base}/console/arrangements/{id}#appeals"))
+        .await
+        .unwrap();
+    wait_title(c, &title).await;
     click_id(c, "decision-1-outcome-2").await;
     fill(c, "decision-1-decided_by", "Head of Service").await;
     click_button(c, "Save decision").await;
@@ -393,6 +419,22 @@ async fn arrangements_in_a_real_browser() {
     )
     .await
     .unwrap();
+    // Two more: one whose review is overdue, one due within 14 days.
+    for (n, (number, review)) in [
+        ("+442920000001", when.friday - chrono::Days::new(2)),
+        ("+442920000002", when.friday + chrono::Days::new(10)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.create_arrangement(crate::app::arrangement(
+            number,
+            serde_json::json!({"customer_ref": format!("PSOW-2026-0010{}", n + 1),
+                               "review_due": review.format("%Y-%m-%d").to_string(),
+                               "designated_staff": ["bob"]}),
+        ))
+        .await;
+    }
     let base = format!("http://localhost:{}", app.addr.port());
     let c = browser(&driver).await;
     sign_in(&c, &base, MANAGER_TOKEN).await;
@@ -412,17 +454,10 @@ async fn arrangements_in_a_real_browser() {
     wait_title(&other, &titled("Home")).await;
     stale_edit(&c, &other, &base, &id).await;
     what_if(&c, &base, &id, &when).await;
-    review_and_appeal(&c, &when).await;
+    review_and_appeal(&c, &base, &id, &when).await;
     welsh_letter(&c, &app, &base, &id).await;
     webhook_decided(&c, &app, &base, &id).await;
 
-    // Home: the manager's counts include reviews and appeals.
-    c.goto(&format!("{base}/console/")).await.unwrap();
-    wait_title(&c, &titled("Home")).await;
-    let text = body_text(&c).await;
-    assert!(text.contains("reviews overdue"), "{text}");
-    assert!(text.contains("open appeals"), "{text}");
-    check(&c, "30-home-manager-arrangements").await;
     revoke(&c, &base, &id).await;
 
     // An agent is refused the Arrangements pages.
