@@ -453,7 +453,7 @@ pub async fn decide(
     };
     let (appeal, a) = state
         .store
-        .decide_appeal(&id, &decision, &reason)
+        .decide_appeal(id, &decision, &reason)
         .await
         .map_err(|e| lifecycle_error(e, &format!("no appeal {id}")))?;
     state.cache.invalidate(&a.phone_numbers).await;

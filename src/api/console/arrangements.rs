@@ -372,8 +372,11 @@ async fn with_open_appeals(state: &AppState) -> Result<Vec<Arrangement>, crate::
 // Create and edit
 // ---------------------------------------------------------------------------------------------
 
-/// The days and the `[[staff]]` as (value, label) choices.
-fn choices(state: &AppState) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// (value, label) choices for checkboxes.
+type Choices = Vec<(String, String)>;
+
+/// The days and the `[[staff]]` as choices.
+fn choices(state: &AppState) -> (Choices, Choices) {
     let days: Vec<(String, String)> = Day::ALL
         .iter()
         .map(|d| {
@@ -1167,7 +1170,7 @@ async fn decisions_for(
                 .await?,
         );
     }
-    all.sort_by(|x, y| y.decided_at.cmp(&x.decided_at));
+    all.sort_by_key(|d| std::cmp::Reverse(d.decided_at));
     all.truncate(50);
     Ok(all)
 }

@@ -311,18 +311,13 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
     let body = html! {
         h1 class="govuk-heading-l" { "What needs doing" }
         ul class="govuk-list fl-counts" {
+            @if let Some(p) = pending {
+                (count(p, "/console/terminations", "ended call awaiting review", "ended calls awaiting review"))
+            }
             @if let Some((due, overdue, appeals)) = lifecycle {
                 (count(overdue, "/console/arrangements?review=overdue", "review overdue", "reviews overdue"))
                 (count(due, "/console/arrangements?review=due", "review due in the next 14 days", "reviews due in the next 14 days"))
                 (count(appeals, "/console/arrangements?appeals=open", "open appeal", "open appeals"))
-            }
-            @if let Some(p) = pending {
-                li class="fl-count" {
-                    a class="govuk-link govuk-link--no-visited-state" href="/console/terminations" {
-                        span class="fl-count__number" { (p) }
-                        span class="fl-count__label" { @if p == 1 { "ended call awaiting review" } @else { "ended calls awaiting review" } }
-                    }
-                }
             }
             li class="fl-count" {
                 a class="govuk-link govuk-link--no-visited-state" href="/console/calls" {
