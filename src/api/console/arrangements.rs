@@ -55,15 +55,23 @@ fn csrf_ok(staff: &Staff, pairs: &[(String, String)]) -> bool {
     session::same_token(one(pairs, "csrf_token"), &staff.csrf_token)
 }
 
-fn forbidden() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        message_page(
+/// 403 for an agent: said inside the console's own frame, signed in as they are.
+fn forbidden(staff: &Staff) -> Response {
+    let body = html! {
+        h1 class="govuk-heading-l" { "You cannot see this page" }
+        p class="govuk-body" { "Only managers can see and change arrangements. Sign in with a manager's access." }
+        p class="govuk-body" { a class="govuk-link" href="/console/" { "Go to the console home page" } }
+    };
+    with_status(
+        page(
             "You cannot see this page",
-            "Only managers can see and change arrangements. Sign in with a manager's access.",
+            Some(staff),
+            Nav::None,
+            false,
+            body,
         ),
+        StatusCode::FORBIDDEN,
     )
-        .into_response()
 }
 
 fn not_found() -> Response {
@@ -167,7 +175,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let filter = list_filter(&q, state.clock.now(), today(&state));
     let search = q.q.trim();
@@ -528,7 +536,7 @@ fn dates_and_why(form: &ArrangementForm, problems: &[FieldProblem]) -> Markup {
 
 pub async fn new_form(State(state): State<AppState>, staff: Staff) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let mut form = ArrangementForm::blank();
     form.kind = "restricted".into();
@@ -543,7 +551,7 @@ pub async fn create(State(state): State<AppState>, staff: Staff, body: Bytes) ->
         return session::csrf_refused();
     }
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let form = ArrangementForm::from_pairs(&pairs);
     let json = form.to_body(state.calendar.tz, None);
@@ -593,7 +601,7 @@ pub async fn edit_form(
     Path(id): Path<String>,
 ) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
@@ -625,7 +633,7 @@ pub async fn edit(
         return session::csrf_refused();
     }
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let current = match load(&state, &id).await {
         Ok(a) => a,
@@ -798,7 +806,7 @@ pub async fn revoke_form(
     Path(id): Path<String>,
 ) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     match load(&state, &id).await {
         Ok(a) if a.revoked_at.is_some() => message_page(
@@ -821,7 +829,7 @@ pub async fn revoke(
         return session::csrf_refused();
     }
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
@@ -1308,7 +1316,7 @@ pub async fn detail(
     Query(q): Query<DetailQuery>,
 ) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
@@ -1343,7 +1351,7 @@ pub async fn what_if(
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
@@ -1417,7 +1425,7 @@ pub async fn review(
         return session::csrf_refused();
     }
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
@@ -1581,7 +1589,7 @@ pub async fn appeal(
         return session::csrf_refused();
     }
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
@@ -1651,7 +1659,7 @@ pub async fn decide(
         return session::csrf_refused();
     }
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let Ok(appeal_id) = AppealId::parse(&id) else {
         return not_found();
@@ -1767,7 +1775,7 @@ pub async fn letter_preview(
     Query(q): Query<LetterQuery>,
 ) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
@@ -1839,7 +1847,7 @@ pub async fn letter_pdf(
     Query(q): Query<LetterQuery>,
 ) -> Response {
     if !staff.is_manager() {
-        return forbidden();
+        return forbidden(&staff);
     }
     let a = match load(&state, &id).await {
         Ok(a) => a,
