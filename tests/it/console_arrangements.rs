@@ -557,3 +557,88 @@ async fn console_arrangements_on_sqlite() {
 async fn console_arrangements_on_postgres() {
     journey(Backend::Postgres, "console_arrangements_pg").await;
 }
+
+/// The list's paging (20 a page, keyset), its review filters and the open-appeals view.
+#[tokio::test]
+async fn console_arrangement_list_pages_and_filters() {
+    let when = When::new();
+    let Some(app) = spawn_console(
+        Backend::Sqlite,
+        "console_arrangement_list",
+        "http://127.0.0.1:9",
+        Some(ManualClock::new(when.now)),
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    // 22 arrangements: the first overdue for review, the second due in 10 days, the rest later.
+    let mut ids = Vec::new();
+    for i in 0..22u32 {
+        let review = match i {
+            0 => when.friday - Days::new(1),
+            1 => when.friday + Days::new(10),
+            _ => when.friday + Days::new(60),
+        };
+        let a = app
+            .create_arrangement(crate::app::arrangement(
+                &format!("+4429200001{i:02}"),
+                serde_json::json!({"customer_ref": format!("REF-{i:03}"),
+                                   "designated_staff": ["alice"],
+                                   "review_due": review.format("%Y-%m-%d").to_string()}),
+            ))
+            .await;
+        ids.push(a["id"].as_str().unwrap().to_owned());
+    }
+    let mut manager = Visitor::new(&app);
+    manager.sign_in(MANAGER_TOKEN).await;
+    let rows = |p: &Page| {
+        ids.iter()
+            .filter(|id| p.body.contains(&format!("/console/arrangements/{id}\"")))
+            .count()
+    };
+    let first = manager.get("/console/arrangements").await;
+    assert_eq!(rows(&first), 20);
+    assert!(first.body.contains("Next page"));
+    assert!(!first.body.contains("First page"));
+    let marker = "href=\"/console/arrangements?after=";
+    let start = first.body.find(marker).expect("a next link") + "href=\"".len();
+    let end = start + first.body[start..].find('"').unwrap();
+    let next = first.body[start..end].replace("&amp;", "&");
+    let second = manager.get(&next).await;
+    assert_eq!(rows(&second), 2);
+    assert!(second.body.contains("First page"));
+    assert!(!second.body.contains("Next page"));
+
+    let overdue = manager.get("/console/arrangements?review=overdue").await;
+    assert_eq!(rows(&overdue), 1);
+    assert!(overdue.body.contains("REF-000") && overdue.body.contains("Review overdue"));
+    let due = manager.get("/console/arrangements?review=due").await;
+    assert_eq!(rows(&due), 1);
+    assert!(due.body.contains("REF-001"));
+    let home = manager.get("/console/").await;
+    assert!(home.body.contains("<span class=\"fl-count__number\">1</span><span class=\"fl-count__label\">review overdue</span>"), "{}", home.body);
+    assert!(home.body.contains("<span class=\"fl-count__number\">1</span><span class=\"fl-count__label\">review due in the next 14 days</span>"));
+
+    // An appeal against the 5th: the open-appeals view lists it alone, with its badge.
+    let p = manager
+        .get(&format!("/console/arrangements/{}", ids[4]))
+        .await;
+    let csrf = p.csrf();
+    let p = manager
+        .post(
+            &format!("/console/arrangements/{}/appeals", ids[4]),
+            &[("csrf_token", &csrf), ("appeal-grounds", "Unfair")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    let open = manager.get("/console/arrangements?appeals=open").await;
+    assert_eq!(rows(&open), 1);
+    assert!(open.body.contains("REF-004") && open.body.contains("Open appeal"));
+    // Search by reference, any case; a reference that is not there.
+    let found = manager.get("/console/arrangements?q=ref-021").await;
+    assert_eq!(rows(&found), 1);
+    assert!(found.body.contains("REF-021"));
+    app.stop().await;
+}
