@@ -546,6 +546,27 @@ async fn journey(backend: Backend, test: &str) {
     assert_eq!(a["status"], "revoked");
     let list = manager.get("/console/arrangements?status=revoked").await;
     assert!(list.body.contains(&id));
+    // A revoked arrangement's edit form is not offered, and a stale one changes nothing.
+    let p = manager
+        .get(&format!("/console/arrangements/{id}/edit"))
+        .await;
+    assert!(p.body.contains("This arrangement has been revoked"));
+    let mut late = valid_form(&csrf, &when);
+    late.push(("version", a["version"].to_string()));
+    let p = post(
+        &mut manager,
+        &format!("/console/arrangements/{id}/edit"),
+        &late,
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::CONFLICT);
+    assert!(
+        p.body.contains("This arrangement has been revoked"),
+        "{}",
+        p.body
+    );
+    let after = api_get(&app, &format!("/api/v1/arrangements/{id}")).await;
+    assert_eq!(after["version"], a["version"]);
 }
 
 #[tokio::test]

@@ -576,6 +576,13 @@ fn form_error(
         return form_page(state, staff, existing, form, &form.problems(&errors));
     }
     match e {
+        ApiError::Conflict(detail) if detail.contains("revoked") => with_status(
+            message_page(
+                "This arrangement has been revoked",
+                "A revoked arrangement cannot be changed. Nothing was saved.",
+            ),
+            StatusCode::CONFLICT,
+        ),
         ApiError::Conflict(detail) => {
             let problems = [fp(
                 "phone_numbers",
