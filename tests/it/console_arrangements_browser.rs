@@ -204,6 +204,26 @@ async fn stale_edit(c: &Client, other: &Client, base: &str, id: &str) {
     wait_title(c, &titled(&format!("Change arrangement {REF}"))).await;
     check(c, "21-edit").await;
     wait_title(other, &titled(&format!("Change arrangement {REF}"))).await;
+    // The edit form's error state first: no reason.
+    other
+        .find(Locator::Id("reason"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    click_button(other, "Save arrangement").await;
+    wait_title(other, &titled(&format!("Error: Change arrangement {REF}"))).await;
+    assert!(body_text(other)
+        .await
+        .contains("Enter why the arrangement is needed"));
+    axe(other, "edit errors").await;
+    fill(
+        other,
+        "reason",
+        "Repeated abusive calls to the casework team",
+    )
+    .await;
     fill(other, "allowance_count", "2").await;
     click_button(other, "Save arrangement").await;
     wait_for_text(other, "The arrangement was changed", true).await;
@@ -229,6 +249,16 @@ async fn what_if(c: &Client, base: &str, id: &str, when: &When) {
     let text = body_text(c).await;
     assert!(text.contains("Version 2: changed"), "{text}");
     assert!(text.contains("1 a day → 2 a day"), "{text}");
+    // Its error state: no such date or time.
+    fill_date(c, "at", when.friday).await;
+    fill(c, "at-day", "31").await;
+    fill(c, "at-month", "2").await;
+    fill(c, "at_time", "25:00").await;
+    click_button(c, "Check").await;
+    wait_title(c, &titled(&format!("Error: Arrangement {REF}"))).await;
+    let text = body_text(c).await;
+    assert!(text.contains("Enter a real date") && text.contains("Enter a time like 14:30"));
+    axe(c, "what-if errors").await;
     fill_date(c, "at", when.friday).await;
     fill(c, "at_time", "12:30").await;
     click_button(c, "Check").await;
@@ -263,6 +293,12 @@ async fn review_and_appeal(c: &Client, base: &str, id: &str, when: &When) {
     click_button(c, "Save review").await;
     wait_for_text(c, "The review was saved", true).await;
     assert!(body_text(c).await.contains("Calls have been calmer"));
+    click_button(c, "Save appeal").await;
+    wait_title(c, &format!("Error: {title}")).await;
+    assert!(body_text(c)
+        .await
+        .contains("Enter the customer's grounds for appealing"));
+    axe(c, "appeal errors").await;
     fill(c, "appeal-grounds", "I need to call on Fridays").await;
     click_button(c, "Save appeal").await;
     wait_for_text(c, "The appeal was saved", true).await;
@@ -292,6 +328,12 @@ async fn review_and_appeal(c: &Client, base: &str, id: &str, when: &When) {
         .await
         .unwrap();
     wait_title(c, &title).await;
+    click_button(c, "Save decision").await;
+    wait_title(c, &format!("Error: {title}")).await;
+    let text = body_text(c).await;
+    assert!(text.contains("Select the decision on the appeal"), "{text}");
+    assert!(text.contains("Enter who decided the appeal"), "{text}");
+    axe(c, "appeal decision errors").await;
     click_id(c, "decision-1-outcome-2").await;
     fill(c, "decision-1-decided_by", "Head of Service").await;
     click_button(c, "Save decision").await;
