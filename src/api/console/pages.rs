@@ -503,10 +503,6 @@ async fn end_page(
         provider.as_str(),
         call_id.as_str()
     );
-    let reason_p = problem_for(problems, "reason");
-    let warn_p = problem_for(problems, "warning_given");
-    let when_p = problem_for(problems, "warned_at");
-    let notes_p = problem_for(problems, "notes");
     let body = html! {
         div class="govuk-grid-row" {
             div class="govuk-grid-column-two-thirds" {
@@ -528,6 +524,33 @@ async fn end_page(
                         div class="govuk-inset-text" { "This call is not listed as in progress. You can still record that you ended it." }
                     }
                 }
+                (end_call_form(staff, &action, form, problems))
+            }
+        }
+    };
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut res = page(
+        "End call",
+        Some(staff),
+        Nav::Calls,
+        !problems.is_empty(),
+        body,
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// The end-call form: reason, warning, when, notes.
+fn end_call_form(staff: &Staff, action: &str, form: &EndForm, problems: &[FieldProblem]) -> Markup {
+    let reason_p = problem_for(problems, "reason");
+    let warn_p = problem_for(problems, "warning_given");
+    let when_p = problem_for(problems, "warned_at");
+    let notes_p = problem_for(problems, "notes");
+    html! {
                 form method="post" action=(action) novalidate {
                     (views::csrf(staff))
                     div class={ "govuk-form-group" @if reason_p.is_some() { " govuk-form-group--error" } } {
@@ -590,23 +613,7 @@ async fn end_page(
                     }
                     button type="submit" class="govuk-button govuk-button--warning" { "End call" }
                 }
-            }
-        }
-    };
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let mut res = page(
-        "End call",
-        Some(staff),
-        Nav::Calls,
-        !problems.is_empty(),
-        body,
-    );
-    *res.status_mut() = status;
-    res
+    }
 }
 
 fn fp(field: &str, id: &str, message: &str) -> FieldProblem {
@@ -647,31 +654,7 @@ fn check_end_form(
             "Warn the caller before ending the call, unless they threatened violence",
         ));
     }
-    let mut warned_at = None;
-    let raw_time = form.warned_at.trim();
-    if !raw_time.is_empty() {
-        if warned == Some(false) {
-            problems.push(fp(
-                "warned_at",
-                "warned_at",
-                "Leave the time empty if you did not warn the caller",
-            ));
-        } else {
-            match parse_local_time_today(raw_time, now, tz) {
-                Some(t) if t > now + WARNED_AT_SKEW => problems.push(fp(
-                    "warned_at",
-                    "warned_at",
-                    "The time you warned the caller must be in the past",
-                )),
-                Some(t) => warned_at = Some(t),
-                None => problems.push(fp(
-                    "warned_at",
-                    "warned_at",
-                    "Enter the time you warned the caller like 14:05",
-                )),
-            }
-        }
-    }
+    let warned_at = check_warned_at(form.warned_at.trim(), warned, now, tz, &mut problems);
     let notes = form.notes.trim();
     if notes.chars().count() > MAX_NOTES_CHARS {
         problems.push(fp(
@@ -698,6 +681,41 @@ fn check_end_form(
         }),
         _ => Err(problems),
     }
+}
+
+/// The optional "when did you warn them" time: only with a warning, a real time, not ahead.
+fn check_warned_at(
+    raw_time: &str,
+    warned: Option<bool>,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<DateTime<Utc>> {
+    let mut warned_at = None;
+    if !raw_time.is_empty() {
+        if warned == Some(false) {
+            problems.push(fp(
+                "warned_at",
+                "warned_at",
+                "Leave the time empty if you did not warn the caller",
+            ));
+        } else {
+            match parse_local_time_today(raw_time, now, tz) {
+                Some(t) if t > now + WARNED_AT_SKEW => problems.push(fp(
+                    "warned_at",
+                    "warned_at",
+                    "The time you warned the caller must be in the past",
+                )),
+                Some(t) => warned_at = Some(t),
+                None => problems.push(fp(
+                    "warned_at",
+                    "warned_at",
+                    "Enter the time you warned the caller like 14:05",
+                )),
+            }
+        }
+    }
+    warned_at
 }
 
 /// "14:05" (or "1405", "14.05") today in local time, as an instant.
@@ -943,9 +961,6 @@ async fn termination_page(
         None => None,
     };
     let tz = state.config.organisation.timezone;
-    let outcome_p = problem_for(problems, "outcome");
-    let notes_p = problem_for(problems, "notes");
-    let yes_no = |b: bool| if b { "Yes" } else { "No" };
     let body = html! {
         div class="govuk-grid-row" {
             div class="govuk-grid-column-two-thirds" {
@@ -965,6 +980,33 @@ async fn termination_page(
                         }
                     }
                 }
+                (termination_summary(state, &t, arrangement.as_ref()))
+                @if t.review.is_none() { (termination_review_form(staff, &t, outcome, notes, problems)) }
+            }
+        }
+    };
+    let mut res = page(
+        "Ended call",
+        Some(staff),
+        Nav::Terminations,
+        !problems.is_empty(),
+        body,
+    );
+    if !problems.is_empty() {
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    res
+}
+
+/// Everything §9 records about an ended call, and its review.
+fn termination_summary(
+    state: &AppState,
+    t: &Termination,
+    arrangement: Option<&crate::domain::Arrangement>,
+) -> Markup {
+    let tz = state.config.organisation.timezone;
+    let yes_no = |b: bool| if b { "Yes" } else { "No" };
+    html! {
                 dl class="govuk-summary-list" {
                     (views::summary_row("Caller", html! { (t.caller.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_else(|| "Not known".into())) }))
                     (views::summary_row("Reason", html! { (words::termination_reason(t.reason).0) }))
@@ -976,7 +1018,7 @@ async fn termination_page(
                     (views::summary_row("Hang-up", html! { (hangup_words(&t)) @if let Some(d) = &t.hangup_detail { " (" (d) ")" } }))
                     (views::summary_row("Police report needed", html! { (yes_no(t.reason.police_report_required())) }))
                     (views::summary_row("Arrangement", html! {
-                        @match (&arrangement, &t.customer_ref) {
+                        @match (arrangement, &t.customer_ref) {
                             (Some(a), _) => { (a.customer_ref) ": " (words::arrangement_rules(&state.config, a)) }
                             (None, Some(r)) => { (r) }
                             (None, None) => { "None" }
@@ -984,13 +1026,26 @@ async fn termination_page(
                     }))
                     (views::summary_row("Phone platform", html! { (t.provider.as_str()) ", call " (t.call_id.as_str()) }))
                     (views::summary_row("Record", html! { (t.id.as_str()) }))
-                    (views::summary_row("Review", status_tag(&t)))
+                    (views::summary_row("Review", status_tag(t)))
                     @if let Some(r) = &t.review {
                         (views::summary_row("Reviewed by", html! { (r.reviewer) ", " (words::local(tz, r.reviewed_at)) }))
                         (views::summary_row("Review notes", html! { (r.notes.clone().unwrap_or_else(|| "None".into())) }))
                     }
                 }
-                @if t.review.is_none() {
+    }
+}
+
+/// The manager's review form for an ended call.
+fn termination_review_form(
+    staff: &Staff,
+    t: &Termination,
+    outcome: &str,
+    notes: &str,
+    problems: &[FieldProblem],
+) -> Markup {
+    let outcome_p = problem_for(problems, "outcome");
+    let notes_p = problem_for(problems, "notes");
+    html! {
                     form method="post" action={ "/console/terminations/" (t.id.as_str()) "/review" } novalidate {
                         (views::csrf(staff))
                         div class={ "govuk-form-group" @if outcome_p.is_some() { " govuk-form-group--error" } } {
@@ -1018,21 +1073,7 @@ async fn termination_page(
                         }
                         button type="submit" class="govuk-button" { "Save review" }
                     }
-                }
-            }
-        }
-    };
-    let mut res = page(
-        "Ended call",
-        Some(staff),
-        Nav::Terminations,
-        !problems.is_empty(),
-        body,
-    );
-    if !problems.is_empty() {
-        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
-    res
 }
 
 pub async fn review_submit(
