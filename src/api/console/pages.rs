@@ -1015,7 +1015,7 @@ fn termination_summary(
                     (views::summary_row("Notes", html! { (t.notes.clone().unwrap_or_else(|| "None".into())) }))
                     (views::summary_row("Ended by", html! { (t.agent) }))
                     (views::summary_row("Ended at", html! { (words::local(tz, t.terminated_at)) }))
-                    (views::summary_row("Hang-up", html! { (hangup_words(&t)) @if let Some(d) = &t.hangup_detail { " (" (d) ")" } }))
+                    (views::summary_row("Hang-up", html! { (hangup_words(t)) @if let Some(d) = &t.hangup_detail { " (" (d) ")" } }))
                     (views::summary_row("Police report needed", html! { (yes_no(t.reason.police_report_required())) }))
                     (views::summary_row("Arrangement", html! {
                         @match (arrangement, &t.customer_ref) {
