@@ -514,6 +514,7 @@ pub fn phone_problem(s: &str) -> Result<PhoneNumber, &'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

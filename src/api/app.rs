@@ -12,7 +12,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{api, console, providers};
+use crate::{api, providers};
 
 /// The whole HTTP surface: webhooks, the `/api/v1` JSON API, health and metrics.
 pub fn app(state: AppState) -> Router {
@@ -23,7 +23,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(api::router(state.clone()))
         .merge(webhook_routes(&state))
-        .merge(console::router(state.clone()))
+        .merge(api::console::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn(

@@ -550,6 +550,107 @@ fn validate(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The operations (no HTTP): the handlers below and the console's pages both call these
+// ---------------------------------------------------------------------------------------------
+
+/// Check a whole arrangement (the API's JSON body) against the SPEC §5 rules, reporting every
+/// invalid field at once (`ApiError::Validation` with `errors[].field`). No side effects.
+pub fn check(
+    body: &Value,
+    state: &AppState,
+    now: DateTime<Utc>,
+    existing: Option<&Arrangement>,
+) -> ApiResult<Arrangement> {
+    validate(body, state, now, existing)
+}
+
+/// Create an arrangement from the API's JSON body, as `actor`.
+pub async fn create_arrangement(
+    state: &AppState,
+    body: &Value,
+    actor: &str,
+) -> ApiResult<Arrangement> {
+    let now = state.clock.now();
+    let arrangement = validate(body, state, now, None)?;
+    let created = state.store.create_arrangement(&arrangement, actor).await?;
+    state.cache.invalidate(&created.phone_numbers).await;
+    tracing::info!(arrangement_id = %created.id, actor = %actor, "arrangement created");
+    Ok(created)
+}
+
+/// Replace an arrangement that is still at `expected` version (`PreconditionFailed` when it
+/// has changed since; nothing is written then).
+pub async fn update_arrangement(
+    state: &AppState,
+    id: &ArrangementId,
+    body: &Value,
+    expected: i64,
+    actor: &str,
+) -> ApiResult<Arrangement> {
+    let existing = state
+        .store
+        .get_arrangement(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))?;
+    if expected != existing.version {
+        return Err(ApiError::PreconditionFailed(format!(
+            "the arrangement has changed: its current version is {}",
+            existing.version
+        )));
+    }
+    if existing.revoked_at.is_some() {
+        return Err(ApiError::Conflict(
+            "a revoked arrangement cannot be changed".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let updated = validate(body, state, now, Some(&existing))?;
+    let saved = state
+        .store
+        .update_arrangement(&updated, expected, actor)
+        .await?;
+    let mut numbers = existing.phone_numbers.clone();
+    numbers.extend(saved.phone_numbers.iter().cloned());
+    state.cache.invalidate(&numbers).await;
+    tracing::info!(arrangement_id = %saved.id, version = saved.version, actor = %actor, "arrangement updated");
+    Ok(saved)
+}
+
+/// Revoke an arrangement now, with a reason (1 to 4000 characters).
+pub async fn revoke_arrangement(
+    state: &AppState,
+    id: &ArrangementId,
+    reason: &str,
+    actor: &str,
+) -> ApiResult<Arrangement> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 4000 {
+        return Err(ApiError::validation(
+            "reason",
+            "must be 1 to 4000 characters",
+        ));
+    }
+    let existing = state
+        .store
+        .get_arrangement(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))?;
+    if existing.revoked_at.is_some() {
+        return Err(ApiError::Conflict(
+            "the arrangement is already revoked".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let revoked = state
+        .store
+        .revoke_arrangement(id, reason, actor, now)
+        .await?;
+    state.cache.invalidate(&revoked.phone_numbers).await;
+    tracing::info!(arrangement_id = %revoked.id, actor = %actor, "arrangement revoked");
+    Ok(revoked)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Handlers
 // ---------------------------------------------------------------------------------------------
 
@@ -574,13 +675,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     principal.require_manager()?;
     let now = state.clock.now();
-    let arrangement = validate(&body, &state, now, None)?;
-    let created = state
-        .store
-        .create_arrangement(&arrangement, &principal.name)
-        .await?;
-    state.cache.invalidate(&created.phone_numbers).await;
-    tracing::info!(arrangement_id = %created.id, actor = %principal.name, "arrangement created");
+    let created = create_arrangement(&state, &body, &principal.name).await?;
     Ok(with_etag(
         StatusCode::CREATED,
         ArrangementView::new(&created, now, &state),
@@ -639,6 +734,7 @@ pub async fn list(
             now: Some(now),
             limit,
             after,
+            ..Default::default()
         })
         .await?;
     let next = next_cursor(&items, limit, |a| a.id.to_string());
@@ -725,33 +821,20 @@ pub async fn update(
 ) -> ApiResult<Response> {
     principal.require_manager()?;
     let id = parse_id(&id)?;
-    let existing = state
-        .store
-        .get_arrangement(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))?;
-    let expected = if_match_version(&headers)?;
-    if expected != existing.version {
-        return Err(ApiError::PreconditionFailed(format!(
-            "the arrangement has changed: its current version is {}",
-            existing.version
-        )));
-    }
-    if existing.revoked_at.is_some() {
-        return Err(ApiError::Conflict(
-            "a revoked arrangement cannot be changed".into(),
-        ));
-    }
+    let expected = match if_match_version(&headers) {
+        Ok(v) => v,
+        Err(e) => {
+            // An unknown arrangement is 404 whatever the headers say.
+            state
+                .store
+                .get_arrangement(&id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))?;
+            return Err(e);
+        }
+    };
     let now = state.clock.now();
-    let updated = validate(&body, &state, now, Some(&existing))?;
-    let saved = state
-        .store
-        .update_arrangement(&updated, expected, &principal.name)
-        .await?;
-    let mut numbers = existing.phone_numbers.clone();
-    numbers.extend(saved.phone_numbers.iter().cloned());
-    state.cache.invalidate(&numbers).await;
-    tracing::info!(arrangement_id = %saved.id, version = saved.version, actor = %principal.name, "arrangement updated");
+    let saved = update_arrangement(&state, &id, &body, expected, &principal.name).await?;
     Ok(with_etag(
         StatusCode::OK,
         ArrangementView::new(&saved, now, &state),
@@ -781,30 +864,8 @@ pub async fn revoke(
 ) -> ApiResult<Response> {
     principal.require_manager()?;
     let id = parse_id(&id)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 4000 {
-        return Err(ApiError::validation(
-            "reason",
-            "must be 1 to 4000 characters",
-        ));
-    }
-    let existing = state
-        .store
-        .get_arrangement(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no arrangement {id}")))?;
-    if existing.revoked_at.is_some() {
-        return Err(ApiError::Conflict(
-            "the arrangement is already revoked".into(),
-        ));
-    }
     let now = state.clock.now();
-    let revoked = state
-        .store
-        .revoke_arrangement(&id, reason, &principal.name, now)
-        .await?;
-    state.cache.invalidate(&revoked.phone_numbers).await;
-    tracing::info!(arrangement_id = %revoked.id, actor = %principal.name, "arrangement revoked");
+    let revoked = revoke_arrangement(&state, &id, &body.reason, &principal.name).await?;
     Ok(with_etag(
         StatusCode::OK,
         ArrangementView::new(&revoked, now, &state),

@@ -196,6 +196,215 @@ fn lifecycle_error(e: LifecycleError, not_found: &str) -> ApiError {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The operations (no HTTP): the handlers below and the console's pages both call these
+// ---------------------------------------------------------------------------------------------
+
+/// `next_review_due` goes with `continue` only, on or before the arrangement's end (local).
+fn check_next_review(
+    b: &mut Body<'_>,
+    outcome: Option<ReviewDecision>,
+    next_review_due: Option<NaiveDate>,
+    current: &Arrangement,
+    state: &AppState,
+) {
+    match outcome {
+        Some(ReviewDecision::Continue) => {
+            if !b.present("next_review_due") {
+                b.err(
+                    "next_review_due",
+                    "is required when the outcome is continue",
+                );
+            }
+            if let Some(d) = next_review_due {
+                let ends_local = current
+                    .ends_at
+                    .with_timezone(&state.calendar.tz)
+                    .date_naive();
+                if d > ends_local {
+                    b.err("next_review_due", "must be on or before ends_at");
+                }
+            }
+        }
+        Some(_) if b.present("next_review_due") => {
+            b.err(
+                "next_review_due",
+                "is only given when the outcome is continue",
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Record a review of an arrangement (SPEC §13) from the API's JSON body, as `actor`.
+pub async fn record_review(
+    state: &AppState,
+    id: &ArrangementId,
+    body: &Value,
+    actor: &str,
+) -> ApiResult<ArrangementReview> {
+    let current = arrangement(state, id).await?;
+    let mut b = Body::new(body, &["outcome", "notes", "next_review_due"])?;
+    let outcome = b.choice("outcome", ReviewDecision::parse, "continue, vary, end");
+    let notes = b.text("notes", false);
+    let next_review_due = match b.get("next_review_due") {
+        None => None,
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        {
+            Some(d) => Some(d),
+            None => {
+                b.err("next_review_due", "must be a date YYYY-MM-DD");
+                None
+            }
+        },
+    };
+    check_next_review(&mut b, outcome, next_review_due, &current, state);
+    b.finish()?;
+    let Some(outcome) = outcome else {
+        return Err(ApiError::Internal(
+            "review validation passed without an outcome".into(),
+        ));
+    };
+    let review = ArrangementReview {
+        id: ReviewId::generate(),
+        arrangement_id: id.clone(),
+        arrangement_version: 0,
+        outcome,
+        notes: notes.clone(),
+        next_review_due,
+        reviewer: actor.to_owned(),
+        reviewed_at: state.clock.now(),
+    };
+    let end_reason = match &notes {
+        Some(n) => format!("Ended at review {}: {n}", review.id),
+        None => format!("Ended at review {}", review.id),
+    };
+    let (saved, a) = state
+        .store
+        .record_review(&review, &end_reason)
+        .await
+        .map_err(|e| lifecycle_error(e, &format!("no arrangement {id}")))?;
+    state.cache.invalidate(&a.phone_numbers).await;
+    tracing::info!(
+        arrangement_id = %a.id,
+        review_id = %saved.id,
+        outcome = saved.outcome.as_str(),
+        version = a.version,
+        actor = %actor,
+        "arrangement reviewed"
+    );
+    Ok(saved)
+}
+
+/// Record an appeal against an arrangement (SPEC §13) from the API's JSON body, as `actor`.
+pub async fn record_appeal(
+    state: &AppState,
+    id: &ArrangementId,
+    body: &Value,
+    actor: &str,
+) -> ApiResult<Appeal> {
+    let now = state.clock.now();
+    let mut b = Body::new(body, &["received_at", "grounds"])?;
+    let grounds = b.text("grounds", true);
+    let received_at = match b.get("received_at") {
+        None => Some(now),
+        Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
+            Some(Ok(t)) if t.with_timezone(&Utc) > now + chrono::Duration::minutes(5) => {
+                b.err("received_at", "must not be in the future");
+                None
+            }
+            Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+            _ => {
+                b.err(
+                    "received_at",
+                    "must be an RFC 3339 instant, e.g. 2026-12-01T09:30:00Z",
+                );
+                None
+            }
+        },
+    };
+    b.finish()?;
+    let (Some(grounds), Some(received_at)) = (grounds, received_at) else {
+        return Err(ApiError::Internal(
+            "appeal validation passed with a missing field".into(),
+        ));
+    };
+    let appeal = Appeal {
+        id: AppealId::generate(),
+        arrangement_id: id.clone(),
+        received_at,
+        grounds,
+        recorded_by: actor.to_owned(),
+        created_at: now,
+        decision: None,
+    };
+    let (saved, a) = state
+        .store
+        .record_appeal(&appeal)
+        .await
+        .map_err(|e| lifecycle_error(e, &format!("no arrangement {id}")))?;
+    state.cache.invalidate(&a.phone_numbers).await;
+    if let Err(e) = crate::notices::queue_appeal_created(state, &saved, &a).await {
+        // The daily sweep queues it later; the appeal itself is recorded.
+        tracing::warn!(error = %e, appeal_id = %saved.id, "could not queue appeal.created now");
+    }
+    tracing::info!(
+        arrangement_id = %a.id,
+        appeal_id = %saved.id,
+        version = a.version,
+        actor = %actor,
+        "appeal recorded"
+    );
+    Ok(saved)
+}
+
+/// Decide an appeal (SPEC §13) from the API's JSON body, once, as `actor`.
+pub async fn decide(
+    state: &AppState,
+    id: &AppealId,
+    body: &Value,
+    actor: &str,
+) -> ApiResult<Appeal> {
+    let mut b = Body::new(body, &["outcome", "decided_by", "notes"])?;
+    let outcome = b.choice("outcome", AppealOutcome::parse, "upheld, dismissed, varied");
+    let decided_by = b.text("decided_by", true);
+    let notes = b.text("notes", false);
+    b.finish()?;
+    let (Some(outcome), Some(decided_by)) = (outcome, decided_by) else {
+        return Err(ApiError::Internal(
+            "decision validation passed with a missing field".into(),
+        ));
+    };
+    let decision = AppealDecision {
+        outcome,
+        decided_by: decided_by.clone(),
+        notes: notes.clone(),
+        recorded_by: actor.to_owned(),
+        decided_at: state.clock.now(),
+    };
+    let reason = match &notes {
+        Some(n) => format!("Appeal {id} upheld by {decided_by}: {n}"),
+        None => format!("Appeal {id} upheld by {decided_by}"),
+    };
+    let (appeal, a) = state
+        .store
+        .decide_appeal(id, &decision, &reason)
+        .await
+        .map_err(|e| lifecycle_error(e, &format!("no appeal {id}")))?;
+    state.cache.invalidate(&a.phone_numbers).await;
+    tracing::info!(
+        arrangement_id = %a.id,
+        appeal_id = %appeal.id,
+        outcome = outcome.as_str(),
+        version = a.version,
+        actor = %actor,
+        "appeal decided"
+    );
+    Ok(appeal)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Reviews
 // ---------------------------------------------------------------------------------------------
 
@@ -223,83 +432,7 @@ pub async fn create_review(
 ) -> ApiResult<Response> {
     principal.require_manager()?;
     let id = arrangement_id(&id)?;
-    let current = arrangement(&state, &id).await?;
-    let mut b = Body::new(&body, &["outcome", "notes", "next_review_due"])?;
-    let outcome = b.choice("outcome", ReviewDecision::parse, "continue, vary, end");
-    let notes = b.text("notes", false);
-    let next_review_due = match b.get("next_review_due") {
-        None => None,
-        Some(v) => match v
-            .as_str()
-            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-        {
-            Some(d) => Some(d),
-            None => {
-                b.err("next_review_due", "must be a date YYYY-MM-DD");
-                None
-            }
-        },
-    };
-    match outcome {
-        Some(ReviewDecision::Continue) => {
-            if !b.present("next_review_due") {
-                b.err(
-                    "next_review_due",
-                    "is required when the outcome is continue",
-                );
-            }
-            if let Some(d) = next_review_due {
-                let ends_local = current
-                    .ends_at
-                    .with_timezone(&state.calendar.tz)
-                    .date_naive();
-                if d > ends_local {
-                    b.err("next_review_due", "must be on or before ends_at");
-                }
-            }
-        }
-        Some(_) if b.present("next_review_due") => {
-            b.err(
-                "next_review_due",
-                "is only given when the outcome is continue",
-            );
-        }
-        _ => {}
-    }
-    b.finish()?;
-    let Some(outcome) = outcome else {
-        return Err(ApiError::Internal(
-            "review validation passed without an outcome".into(),
-        ));
-    };
-    let review = ArrangementReview {
-        id: ReviewId::generate(),
-        arrangement_id: id.clone(),
-        arrangement_version: 0,
-        outcome,
-        notes: notes.clone(),
-        next_review_due,
-        reviewer: principal.name.clone(),
-        reviewed_at: state.clock.now(),
-    };
-    let end_reason = match &notes {
-        Some(n) => format!("Ended at review {}: {n}", review.id),
-        None => format!("Ended at review {}", review.id),
-    };
-    let (saved, a) = state
-        .store
-        .record_review(&review, &end_reason)
-        .await
-        .map_err(|e| lifecycle_error(e, &format!("no arrangement {id}")))?;
-    state.cache.invalidate(&a.phone_numbers).await;
-    tracing::info!(
-        arrangement_id = %a.id,
-        review_id = %saved.id,
-        outcome = saved.outcome.as_str(),
-        version = a.version,
-        actor = %principal.name,
-        "arrangement reviewed"
-    );
+    let saved = record_review(&state, &id, &body, &principal.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(ArrangementReviewView::from(&saved)),
@@ -364,58 +497,7 @@ pub async fn create_appeal(
 ) -> ApiResult<Response> {
     principal.require_manager()?;
     let id = arrangement_id(&id)?;
-    let now = state.clock.now();
-    let mut b = Body::new(&body, &["received_at", "grounds"])?;
-    let grounds = b.text("grounds", true);
-    let received_at = match b.get("received_at") {
-        None => Some(now),
-        Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
-            Some(Ok(t)) if t.with_timezone(&Utc) > now + chrono::Duration::minutes(5) => {
-                b.err("received_at", "must not be in the future");
-                None
-            }
-            Some(Ok(t)) => Some(t.with_timezone(&Utc)),
-            _ => {
-                b.err(
-                    "received_at",
-                    "must be an RFC 3339 instant, e.g. 2026-12-01T09:30:00Z",
-                );
-                None
-            }
-        },
-    };
-    b.finish()?;
-    let (Some(grounds), Some(received_at)) = (grounds, received_at) else {
-        return Err(ApiError::Internal(
-            "appeal validation passed with a missing field".into(),
-        ));
-    };
-    let appeal = Appeal {
-        id: AppealId::generate(),
-        arrangement_id: id.clone(),
-        received_at,
-        grounds,
-        recorded_by: principal.name.clone(),
-        created_at: now,
-        decision: None,
-    };
-    let (saved, a) = state
-        .store
-        .record_appeal(&appeal)
-        .await
-        .map_err(|e| lifecycle_error(e, &format!("no arrangement {id}")))?;
-    state.cache.invalidate(&a.phone_numbers).await;
-    if let Err(e) = crate::notices::queue_appeal_created(&state, &saved, &a).await {
-        // The daily sweep queues it later; the appeal itself is recorded.
-        tracing::warn!(error = %e, appeal_id = %saved.id, "could not queue appeal.created now");
-    }
-    tracing::info!(
-        arrangement_id = %a.id,
-        appeal_id = %saved.id,
-        version = a.version,
-        actor = %principal.name,
-        "appeal recorded"
-    );
+    let saved = record_appeal(&state, &id, &body, &principal.name).await?;
     Ok((StatusCode::CREATED, Json(AppealView::from(&saved))).into_response())
 }
 
@@ -443,41 +525,7 @@ pub async fn decide_appeal(
 ) -> ApiResult<Json<AppealView>> {
     principal.require_manager()?;
     let id = appeal_id(&id)?;
-    let mut b = Body::new(&body, &["outcome", "decided_by", "notes"])?;
-    let outcome = b.choice("outcome", AppealOutcome::parse, "upheld, dismissed, varied");
-    let decided_by = b.text("decided_by", true);
-    let notes = b.text("notes", false);
-    b.finish()?;
-    let (Some(outcome), Some(decided_by)) = (outcome, decided_by) else {
-        return Err(ApiError::Internal(
-            "decision validation passed with a missing field".into(),
-        ));
-    };
-    let decision = AppealDecision {
-        outcome,
-        decided_by: decided_by.clone(),
-        notes: notes.clone(),
-        recorded_by: principal.name.clone(),
-        decided_at: state.clock.now(),
-    };
-    let reason = match &notes {
-        Some(n) => format!("Appeal {id} upheld by {decided_by}: {n}"),
-        None => format!("Appeal {id} upheld by {decided_by}"),
-    };
-    let (appeal, a) = state
-        .store
-        .decide_appeal(&id, &decision, &reason)
-        .await
-        .map_err(|e| lifecycle_error(e, &format!("no appeal {id}")))?;
-    state.cache.invalidate(&a.phone_numbers).await;
-    tracing::info!(
-        arrangement_id = %a.id,
-        appeal_id = %appeal.id,
-        outcome = outcome.as_str(),
-        version = a.version,
-        actor = %principal.name,
-        "appeal decided"
-    );
+    let appeal = decide(&state, &id, &body, &principal.name).await?;
     Ok(Json(AppealView::from(&appeal)))
 }
 
@@ -641,7 +689,7 @@ pub async fn letter(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<LetterQuery>,
 ) -> ApiResult<Response> {
-    use crate::letters::{LetterError, LetterFormat, LetterInput, LetterKind};
+    use crate::letters::{LetterFormat, LetterKind};
     principal.require_manager()?;
     let id = arrangement_id(&id)?;
     let params = query::params(&q);
@@ -674,41 +722,40 @@ pub async fn letter(
             "letter query passed without a kind".into(),
         ));
     };
-    let a = arrangement(&state, &id).await?;
-    let reviews = if kind == LetterKind::Review {
-        state.store.list_reviews(&id).await?
-    } else {
-        Vec::new()
-    };
-    let languages = language.unwrap_or(a.language).spoken();
-    let staff_names: Vec<String> = a
-        .designated_staff
-        .iter()
-        .map(|s| {
-            state
-                .config
-                .staff_member(s)
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| s.to_string())
-        })
-        .collect();
-    let cfg = &state.config.lifecycle;
-    let input = LetterInput {
-        kind,
-        arrangement: &a,
-        review: reviews.last(),
-        organisation: &state.config.organisation.name,
-        letterhead: &cfg.letterhead,
-        staff_names,
-        now: state.clock.now(),
-        tz: state.calendar.tz,
-        languages,
-        templates_dir: cfg.letters_dir.as_deref(),
-    };
-    let built = crate::letters::build(&input).map_err(|e| match e {
-        LetterError::NoReview | LetterError::NotEnded => ApiError::Conflict(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    let file = make_letter(&state, &id, kind, language, format).await?;
+    let disposition = format!("inline; filename=\"{}\"", file.filename);
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                file.content_type.to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        file.body,
+    )
+        .into_response())
+}
+
+/// A letter ready to send: its media type, bytes and a file name.
+pub struct LetterFile {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub filename: String,
+}
+
+/// The letter to the customer (SPEC §13) for an arrangement, from src/letters.rs.
+pub async fn make_letter(
+    state: &AppState,
+    id: &ArrangementId,
+    kind: crate::letters::LetterKind,
+    language: Option<crate::domain::LanguageSetting>,
+    format: crate::letters::LetterFormat,
+) -> ApiResult<LetterFile> {
+    use crate::letters::LetterFormat;
+    let a = arrangement(state, id).await?;
+    let built = build_letter(state, &a, kind, language).await?;
     let file = format!(
         "letter-{}-{}",
         a.customer_ref
@@ -742,14 +789,54 @@ pub async fn letter(
             "pdf",
         ),
     };
-    let disposition = format!("inline; filename=\"{file}.{ext}\"");
-    Ok((
-        StatusCode::OK,
-        [
-            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
-            (axum::http::header::CONTENT_DISPOSITION, disposition),
-        ],
+    Ok(LetterFile {
+        content_type,
         body,
-    )
-        .into_response())
+        filename: format!("{file}.{ext}"),
+    })
+}
+
+/// The letter (SPEC §13) for an arrangement, built by src/letters.rs but not yet rendered.
+pub async fn build_letter(
+    state: &AppState,
+    a: &Arrangement,
+    kind: crate::letters::LetterKind,
+    language: Option<crate::domain::LanguageSetting>,
+) -> ApiResult<crate::letters::Letter> {
+    use crate::letters::{LetterError, LetterInput, LetterKind};
+    let id = &a.id;
+    let reviews = if kind == LetterKind::Review {
+        state.store.list_reviews(id).await?
+    } else {
+        Vec::new()
+    };
+    let languages = language.unwrap_or(a.language).spoken();
+    let staff_names: Vec<String> = a
+        .designated_staff
+        .iter()
+        .map(|s| {
+            state
+                .config
+                .staff_member(s)
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| s.to_string())
+        })
+        .collect();
+    let cfg = &state.config.lifecycle;
+    let input = LetterInput {
+        kind,
+        arrangement: a,
+        review: reviews.last(),
+        organisation: &state.config.organisation.name,
+        letterhead: &cfg.letterhead,
+        staff_names,
+        now: state.clock.now(),
+        tz: state.calendar.tz,
+        languages,
+        templates_dir: cfg.letters_dir.as_deref(),
+    };
+    crate::letters::build(&input).map_err(|e| match e {
+        LetterError::NoReview | LetterError::NotEnded => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })
 }

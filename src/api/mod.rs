@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod arrangements;
+pub mod console;
 pub mod decisions;
 pub mod error;
 pub mod evaluate;

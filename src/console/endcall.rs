@@ -1,88 +1,108 @@
-//! The console's only ways into the §9 flows: ending a call and reviewing an ended call run
-//! the very code of the API endpoints, in-process, as the signed-in person. If those flows
-//! move (e.g. to `src/terminations.rs`), only these two functions change.
+//! The console's ways into the §9 flows: ending a call and reviewing an ended call go through
+//! the same services the API endpoints use ([`crate::terminations::end_call`] and
+//! [`crate::terminations::review`]), as the signed-in person. No HTTP here.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use serde_json::Value;
+use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::api::error::ApiError;
-use crate::api::extract::{ApiJson, Principal};
-use crate::api::rejection::ApiPath;
-use crate::api::terminations::{ReviewBody, TerminateBody};
-use crate::domain::Provider;
+use crate::domain::{CallId, HangupResult, Provider, Review, ReviewOutcome, TerminationId};
 use crate::state::AppState;
+use crate::store::StoreError;
+use crate::terminations::{EndCall, EndCallOutcome, RuleViolation, TerminationError};
 
 use super::session::Staff;
+
+/// What the agent said about the call, checked in the form's words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndDetails {
+    pub reason: crate::domain::TerminationReason,
+    pub warning_given: bool,
+    pub warned_at: Option<DateTime<Utc>>,
+    pub notes: Option<String>,
+}
 
 /// What ending a call came to.
 #[derive(Clone, Debug)]
 pub struct Ended {
-    /// 201 (ended now), 200 (ended before by someone), 202 (kept locally: store down), 502.
-    pub status: StatusCode,
-    pub termination_id: Option<String>,
-    /// `completed`, `already_ended`, `failed` (or `pending`).
-    pub hangup_result: String,
+    pub termination_id: String,
+    /// `completed`, `already_ended` or `failed`.
+    pub hangup_result: &'static str,
 }
 
-/// End a call exactly as `POST /api/v1/calls/{provider}/{call_id}/terminate` does.
+/// Why a call could not be ended.
+#[derive(Debug)]
+pub enum EndError {
+    /// The §9 rules refused the request: nothing was done.
+    Invalid(Vec<RuleViolation>),
+    /// Another press is ending this call right now.
+    Busy,
+    /// Something else failed (the store, the task).
+    Failed(String),
+}
+
+/// End a call through the §9 service, as `POST /api/v1/calls/{provider}/{call_id}/terminate`
+/// does.
 pub async fn end_call(
     state: &AppState,
     staff: &Staff,
     provider: Provider,
-    call_id: &str,
-    body: TerminateBody,
-) -> Result<Ended, ApiError> {
-    let response = crate::api::terminations::terminate(
-        State(state.clone()),
-        principal(staff),
-        ApiPath((provider.as_str().to_owned(), call_id.to_owned())),
-        ApiJson(body),
-    )
-    .await?;
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+    call_id: CallId,
+    details: EndDetails,
+) -> Result<Ended, EndError> {
+    let request = EndCall {
+        provider,
+        call_id,
+        agent: staff.name.clone(),
+        reason: details.reason,
+        warning_given: details.warning_given,
+        warned_at: details.warned_at,
+        notes: details.notes,
+        at: state.clock.now().trunc_subsecs(3),
+    };
+    let outcome = crate::terminations::end_call(state, request)
         .await
-        .map_err(|_| ApiError::Internal("could not read the end-call record".into()))?;
-    let record: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| ApiError::Internal("the end-call record was not JSON".into()))?;
+        .map_err(|e| match e {
+            TerminationError::Invalid(v) => EndError::Invalid(v),
+            TerminationError::Busy => EndError::Busy,
+            other => EndError::Failed(other.to_string()),
+        })?;
+    let t = outcome.termination();
+    let hangup = match &outcome {
+        EndCallOutcome::NotEnded(_) => HangupResult::Failed,
+        _ => t.hangup.unwrap_or(HangupResult::Failed),
+    };
     Ok(Ended {
-        status,
-        termination_id: record.get("id").and_then(Value::as_str).map(str::to_owned),
-        hangup_result: record
-            .pointer("/hangup/result")
-            .and_then(Value::as_str)
-            .unwrap_or("failed")
-            .to_owned(),
+        termination_id: t.id.to_string(),
+        hangup_result: hangup.as_str(),
     })
 }
 
-/// Review an ended call exactly as `POST /api/v1/terminations/{id}/review` does.
+/// Why a review was not recorded.
+#[derive(Debug)]
+pub enum ReviewError {
+    AlreadyReviewed,
+    NotFound,
+    Failed(String),
+}
+
+/// Review an ended call through the §9 service, as `POST /api/v1/terminations/{id}/review`
+/// does (once only).
 pub async fn review(
     state: &AppState,
     staff: &Staff,
-    id: &str,
-    body: ReviewBody,
-) -> Result<(), ApiError> {
-    let r = crate::api::terminations::review(
-        State(state.clone()),
-        principal(staff),
-        ApiPath(id.to_owned()),
-        ApiJson(body),
-    )
-    .await?;
-    let status = r.into_response().status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(ApiError::Internal(format!("review answered {status}")))
-    }
-}
-
-fn principal(staff: &Staff) -> Principal {
-    Principal {
-        name: staff.name.clone(),
-        role: staff.role,
+    id: &TerminationId,
+    outcome: ReviewOutcome,
+    notes: Option<String>,
+) -> Result<(), ReviewError> {
+    let review = Review {
+        outcome,
+        reviewer: staff.name.clone(),
+        notes,
+        reviewed_at: state.clock.now().trunc_subsecs(3),
+    };
+    match crate::terminations::review(state, id, &review).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::AlreadyReviewed) => Err(ReviewError::AlreadyReviewed),
+        Err(StoreError::NotFound) => Err(ReviewError::NotFound),
+        Err(e) => Err(ReviewError::Failed(e.to_string())),
     }
 }

@@ -1,8 +1,6 @@
 //! The page frame and the GOV.UK Design System patterns the console uses, as `maud` markup
 //! (escaped by construction). No inline script or style: the CSP forbids both.
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::session::Staff;
@@ -13,6 +11,7 @@ pub enum Nav {
     Home,
     Calls,
     Terminations,
+    Arrangements,
     None,
 }
 
@@ -30,14 +29,6 @@ pub fn problem_for<'a>(problems: &'a [FieldProblem], field: &str) -> Option<&'a 
     problems.iter().find(|p| p.field == field)
 }
 
-pub fn html_response(markup: Markup) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        markup.into_string(),
-    )
-        .into_response()
-}
-
 /// The whole page: skip link, header, service navigation, main.
 pub fn page(
     title: &str,
@@ -45,13 +36,13 @@ pub fn page(
     nav: Nav,
     has_errors: bool,
     body: Markup,
-) -> Response {
+) -> Markup {
     let full_title = if has_errors {
         format!("Error: {title} – Fairline staff console")
     } else {
         format!("{title} – Fairline staff console")
     };
-    html_response(html! {
+    html! {
         (DOCTYPE)
         html lang="en" class="govuk-template govuk-template--rebranded" {
             head {
@@ -86,6 +77,7 @@ pub fn page(
                                         (nav_item("/console/calls", "Live calls", nav == Nav::Calls))
                                         @if staff.is_manager() {
                                             (nav_item("/console/terminations", "Ended calls", nav == Nav::Terminations))
+                                            (nav_item("/console/arrangements", "Arrangements", nav == Nav::Arrangements))
                                         }
                                     }
                                 }
@@ -112,7 +104,7 @@ pub fn page(
                 }
             }
         }
-    })
+    }
 }
 
 fn nav_item(href: &str, label: &str, active: bool) -> Markup {
@@ -197,7 +189,7 @@ pub fn summary_row(key: &str, value: Markup) -> Markup {
 }
 
 /// A page with just a heading and a paragraph (errors, refusals).
-pub fn message_page(title: &str, text: &str) -> Response {
+pub fn message_page(title: &str, text: &str) -> Markup {
     page(
         title,
         None,
@@ -213,8 +205,8 @@ pub fn message_page(title: &str, text: &str) -> Response {
 
 /// After an OpenID Connect sign-in: on to the console by a same-site navigation (a meta
 /// refresh, no script), with a link for browsers that do not follow it.
-pub fn continue_page() -> Response {
-    html_response(html! {
+pub fn continue_page() -> Markup {
+    html! {
         (DOCTYPE)
         html lang="en" class="govuk-template" {
             head {
@@ -233,10 +225,173 @@ pub fn continue_page() -> Response {
                 }
             }
         }
-    })
+    }
 }
 
 /// Markup that is already safe (used for fixed entity text only).
 pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
     PreEscaped(s)
+}
+
+fn group_class(p: Option<&FieldProblem>) -> &'static str {
+    if p.is_some() {
+        "govuk-form-group govuk-form-group--error"
+    } else {
+        "govuk-form-group"
+    }
+}
+
+fn described_by(hint: Option<&str>, id: &str, p: Option<&FieldProblem>) -> Option<String> {
+    let mut ids = Vec::new();
+    if hint.is_some() {
+        ids.push(format!("{id}-hint"));
+    }
+    if let Some(p) = p {
+        ids.push(format!("{}-error", p.field));
+    }
+    (!ids.is_empty()).then(|| ids.join(" "))
+}
+
+/// A labelled text input (`width`: a GOV.UK width class such as `govuk-input--width-10`).
+pub fn text_input(
+    id: &str,
+    label: &str,
+    hint: Option<&str>,
+    value: &str,
+    problem: Option<&FieldProblem>,
+    width: &str,
+) -> Markup {
+    html! {
+        div class=(group_class(problem)) {
+            label class="govuk-label govuk-label--s" for=(id) { (label) }
+            @if let Some(h) = hint { div class="govuk-hint" id={ (id) "-hint" } { (h) } }
+            (error_message(problem))
+            input class={ "govuk-input " (width) @if problem.is_some() { " govuk-input--error" } }
+                id=(id) name=(id) type="text" spellcheck="false" value=(value)
+                aria-describedby=[described_by(hint, id, problem)];
+        }
+    }
+}
+
+/// A labelled textarea.
+pub fn textarea(
+    id: &str,
+    label: &str,
+    hint: Option<&str>,
+    value: &str,
+    problem: Option<&FieldProblem>,
+) -> Markup {
+    html! {
+        div class=(group_class(problem)) {
+            label class="govuk-label govuk-label--s" for=(id) { (label) }
+            @if let Some(h) = hint { div class="govuk-hint" id={ (id) "-hint" } { (h) } }
+            (error_message(problem))
+            textarea class={ "govuk-textarea" @if problem.is_some() { " govuk-textarea--error" } }
+                id=(id) name=(id) rows="3"
+                aria-describedby=[described_by(hint, id, problem)] { (value) }
+        }
+    }
+}
+
+/// The GOV.UK date input: day, month and year in one fieldset. Inputs are named and
+/// identified `{id}-day`, `{id}-month`, `{id}-year`.
+pub fn date_input(
+    id: &str,
+    legend: &str,
+    hint: Option<&str>,
+    parts: &crate::console::arrangements::DateParts,
+    problem: Option<&FieldProblem>,
+) -> Markup {
+    let err = if problem.is_some() {
+        " govuk-input--error"
+    } else {
+        ""
+    };
+    html! {
+        div class=(group_class(problem)) {
+            fieldset class="govuk-fieldset" role="group" aria-describedby=[described_by(hint, id, problem)] {
+                legend class="govuk-fieldset__legend govuk-fieldset__legend--s" { (legend) }
+                @if let Some(h) = hint { div class="govuk-hint" id={ (id) "-hint" } { (h) } }
+                (error_message(problem))
+                div class="govuk-date-input" id=(id) {
+                    @for (part, label, value, width) in [("day", "Day", &parts.day, 2), ("month", "Month", &parts.month, 2), ("year", "Year", &parts.year, 4)] {
+                        div class="govuk-date-input__item" {
+                            div class="govuk-form-group" {
+                                label class="govuk-label govuk-date-input__label" for={ (id) "-" (part) } { (label) }
+                                input class={ "govuk-input govuk-date-input__input govuk-input--width-" (width) (err) }
+                                    id={ (id) "-" (part) } name={ (id) "-" (part) } type="text" inputmode="numeric" value=(value);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Radios in a fieldset; the first radio's id is `id`, the others `{id}-2`, `{id}-3`…
+#[allow(clippy::too_many_arguments)]
+pub fn radios(
+    id: &str,
+    name: &str,
+    legend: &str,
+    hint: Option<&str>,
+    options: &[(&str, &str)],
+    selected: &str,
+    problem: Option<&FieldProblem>,
+    inline: bool,
+) -> Markup {
+    html! {
+        div class=(group_class(problem)) {
+            fieldset class="govuk-fieldset" aria-describedby=[described_by(hint, id, problem)] {
+                legend class="govuk-fieldset__legend govuk-fieldset__legend--s" { (legend) }
+                @if let Some(h) = hint { div class="govuk-hint" id={ (id) "-hint" } { (h) } }
+                (error_message(problem))
+                div class={ "govuk-radios govuk-radios--small" @if inline { " govuk-radios--inline" } } data-module="govuk-radios" {
+                    @for (i, (value, label)) in options.iter().enumerate() {
+                        @let rid = if i == 0 { id.to_owned() } else { format!("{id}-{}", i + 1) };
+                        div class="govuk-radios__item" {
+                            input class="govuk-radios__input" id=(rid) name=(name) type="radio" value=(value) checked[selected == *value];
+                            label class="govuk-label govuk-radios__label" for=(rid) { (label) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checkboxes in a fieldset; the first box's id is `id`, the others `{id}-2`…
+pub fn checkboxes(
+    id: &str,
+    name: &str,
+    legend: &str,
+    hint: Option<&str>,
+    options: &[(String, String)],
+    selected: &[String],
+    problem: Option<&FieldProblem>,
+) -> Markup {
+    html! {
+        div class=(group_class(problem)) {
+            fieldset class="govuk-fieldset" aria-describedby=[described_by(hint, id, problem)] {
+                legend class="govuk-fieldset__legend govuk-fieldset__legend--s" { (legend) }
+                @if let Some(h) = hint { div class="govuk-hint" id={ (id) "-hint" } { (h) } }
+                (error_message(problem))
+                div class="govuk-checkboxes govuk-checkboxes--small" data-module="govuk-checkboxes" {
+                    @for (i, (value, label)) in options.iter().enumerate() {
+                        @let cid = if i == 0 { id.to_owned() } else { format!("{id}-{}", i + 1) };
+                        div class="govuk-checkboxes__item" {
+                            input class="govuk-checkboxes__input" id=(cid) name=(name) type="checkbox" value=(value) checked[selected.contains(value)];
+                            label class="govuk-label govuk-checkboxes__label" for=(cid) { (label) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A GOV.UK tag.
+pub fn tag(text: &str, colour: &str) -> Markup {
+    html! { strong class={ "govuk-tag govuk-tag--" (colour) } { (text) } }
 }

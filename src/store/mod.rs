@@ -57,6 +57,10 @@ pub struct ArrangementFilter {
     pub phone: Option<PhoneNumber>,
     pub status: Option<ArrangementStatus>,
     pub review_due_before: Option<NaiveDate>,
+    /// Only arrangements whose review is due on or after this date.
+    pub review_due_from: Option<NaiveDate>,
+    /// Only this customer reference (any letter case).
+    pub customer_ref: Option<String>,
     pub now: Option<DateTime<Utc>>,
     /// At most this many (the store may cap it).
     pub limit: u32,

@@ -860,6 +860,14 @@ macro_rules! shared_store {
                     if let Some(before) = filter.review_due_before {
                         qb.push(" AND review_due < ").push_bind(before);
                     }
+                    if let Some(from) = filter.review_due_from {
+                        qb.push(" AND review_due >= ").push_bind(from);
+                    }
+                    if let Some(r) = &filter.customer_ref {
+                        qb.push(" AND UPPER(customer_ref) = UPPER(")
+                            .push_bind(r.trim().to_owned())
+                            .push(")");
+                    }
                     if let Some(after) = &filter.after {
                         // Keyset paging in the list's order; an unknown cursor gives an empty page.
                         qb.push(

@@ -23,7 +23,7 @@ const AXE: &str = include_str!("../assets/axe.min.js");
 const AXE_TAGS: [&str; 5] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"];
 
 /// chromedriver on a free port, killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: std::process::Child,
     url: String,
 }
@@ -45,7 +45,7 @@ fn chromedriver_path() -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn start_driver() -> Option<Driver> {
+pub(crate) async fn start_driver() -> Option<Driver> {
     let Some(bin) = chromedriver_path() else {
         if std::env::var_os("CI").is_some() {
             panic!("chromedriver is missing, and CI is set: install chromium and chromium-driver");
@@ -87,7 +87,7 @@ async fn start_driver() -> Option<Driver> {
     panic!("chromedriver did not start");
 }
 
-async fn browser(driver: &Driver) -> Client {
+pub(crate) async fn browser(driver: &Driver) -> Client {
     let mut chrome = json!({
         "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--window-size=1200,900", "--hide-scrollbars", "--force-device-scale-factor=1"]
@@ -107,7 +107,7 @@ async fn browser(driver: &Driver) -> Client {
 }
 
 /// Run axe-core on the page; fail the test with every WCAG 2.2 A/AA violation.
-async fn axe(c: &Client, what: &str) {
+pub(crate) async fn axe(c: &Client, what: &str) {
     let present = c
         .execute("return typeof window.axe !== 'undefined';", vec![])
         .await
@@ -134,14 +134,15 @@ async fn axe(c: &Client, what: &str) {
 }
 
 /// A screenshot of the whole page to docs/console/{name}.png.
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     let height = c
         .execute("return document.documentElement.scrollHeight;", vec![])
         .await
         .unwrap()
         .as_u64()
         .unwrap_or(900)
-        .clamp(600, 3000);
+        .clamp(600, 8000);
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
     c.set_window_size(1200, height as u32 + 140).await.unwrap();
     let png = c.screenshot().await.unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
@@ -151,13 +152,13 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 /// axe and a screenshot.
-async fn check(c: &Client, name: &str) {
+pub(crate) async fn check(c: &Client, name: &str) {
     screenshot(c, name).await;
     axe(c, name).await;
 }
 
 /// The page's visible text (retried while a navigation replaces the document).
-async fn body_text(c: &Client) -> String {
+pub(crate) async fn body_text(c: &Client) -> String {
     for _ in 0..50 {
         if let Ok(Value::String(s)) = c
             .execute(
@@ -173,12 +174,12 @@ async fn body_text(c: &Client) -> String {
     panic!("could not read the page's text");
 }
 
-async fn title(c: &Client) -> String {
+pub(crate) async fn title(c: &Client) -> String {
     c.title().await.unwrap()
 }
 
 /// Wait (up to 15 s) for the page title to be `want` (navigation after a click is asynchronous).
-async fn wait_title(c: &Client, want: &str) {
+pub(crate) async fn wait_title(c: &Client, want: &str) {
     for _ in 0..150 {
         if c.title().await.map(|t| t == want).unwrap_or(false) {
             return;
@@ -192,12 +193,12 @@ async fn wait_title(c: &Client, want: &str) {
     );
 }
 
-fn key(k: Key) -> String {
+pub(crate) fn key(k: Key) -> String {
     char::from(k).to_string()
 }
 
 /// Press a key in whatever has the focus.
-async fn press(c: &Client, k: Key) {
+pub(crate) async fn press(c: &Client, k: Key) {
     c.active_element()
         .await
         .unwrap()
@@ -207,7 +208,7 @@ async fn press(c: &Client, k: Key) {
 }
 
 /// Tab until the focused element satisfies `is`, by attribute; fails after 60 presses.
-async fn tab_to(c: &Client, attr: &str, is: impl Fn(&str) -> bool) {
+pub(crate) async fn tab_to(c: &Client, attr: &str, is: impl Fn(&str) -> bool) {
     for _ in 0..60 {
         press(c, Key::Tab).await;
         let el = c.active_element().await.unwrap();
@@ -221,7 +222,7 @@ async fn tab_to(c: &Client, attr: &str, is: impl Fn(&str) -> bool) {
 }
 
 /// Sign in with the keyboard alone: Tab to the token field, type, Enter.
-async fn sign_in(c: &Client, base: &str, token: &str) {
+pub(crate) async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/console/sign-in")).await.unwrap();
     tab_to(c, "id", |id| id == "token").await;
     c.active_element()
@@ -233,7 +234,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
     press(c, Key::Enter).await;
 }
 
-async fn wait_for_text(c: &Client, present: &str, want: bool) {
+pub(crate) async fn wait_for_text(c: &Client, present: &str, want: bool) {
     for _ in 0..150 {
         if body_text(c).await.contains(present) == want {
             return;

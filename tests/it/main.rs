@@ -4,6 +4,8 @@
 mod api;
 mod app;
 mod console;
+mod console_arrangements;
+mod console_arrangements_browser;
 mod console_browser;
 mod console_oidc;
 mod durable;

@@ -266,6 +266,7 @@ async fn create_get_list_update_revoke_history(store: SharedStore) {
         .await
         .unwrap();
     let mut blocked = arrangement(&["+447700900003"]);
+    blocked.customer_ref = "PSOW-2026-00999".into();
     blocked.kind = ArrangementKind::Blocked;
     blocked.allowance = None;
     blocked.windows = vec![];
@@ -359,6 +360,48 @@ async fn create_get_list_update_revoke_history(store: SharedStore) {
             .unwrap()
             .len(),
         2
+    );
+
+    // The console's filters: a customer reference in any letter case, and a review date range.
+    assert_eq!(
+        ids(store
+            .list_arrangements(&ArrangementFilter {
+                customer_ref: Some(" psow-2026-00999 ".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()),
+        vec![blocked.id.clone()]
+    );
+    assert!(store
+        .list_arrangements(&ArrangementFilter {
+            customer_ref: Some("PSOW-2026".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(store
+            .list_arrangements(&ArrangementFilter {
+                review_due_from: Some(NaiveDate::from_ymd_opt(1999, 12, 31).unwrap()),
+                review_due_before: Some(NaiveDate::from_ymd_opt(2000, 1, 2).unwrap()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()),
+        vec![blocked.id.clone()]
+    );
+    assert_eq!(
+        store
+            .list_arrangements(&ArrangementFilter {
+                review_due_from: Some(NaiveDate::from_ymd_opt(2000, 1, 2).unwrap()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        3
     );
 
     // Update with a version check.

@@ -9,14 +9,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::endcall;
+use super::html;
 use super::session::{self, Staff};
-use super::views::{self, error_message, error_summary, page, problem_for, FieldProblem, Nav};
-use super::words;
-use crate::api::error::ApiError;
-use crate::api::terminations::{ReviewBody, TerminateBody};
+use crate::console::endcall::{self, EndDetails, EndError, ReviewError};
+use crate::console::views::{self, error_message, error_summary, problem_for, FieldProblem, Nav};
+use crate::console::words;
 use crate::domain::{
     Arrangement, ArrangementId, CallId, HangupResult, Provider, ReviewOutcome, Termination,
     TerminationId, TerminationReason,
@@ -28,10 +26,26 @@ use crate::store::{ReviewStatus, TerminationFilter};
 const WARNED_AT_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 const MAX_NOTES_CHARS: usize = 4000;
 
+/// A whole console page as a response.
+pub fn page(
+    title: &str,
+    staff: Option<&Staff>,
+    nav: Nav,
+    has_errors: bool,
+    body: Markup,
+) -> Response {
+    html(views::page(title, staff, nav, has_errors, body))
+}
+
+/// A page with just a heading and a paragraph.
+pub fn message_page(title: &str, text: &str) -> Response {
+    html(views::message_page(title, text))
+}
+
 pub fn unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        views::message_page(
+        message_page(
             "Sorry, there is a problem",
             "The console cannot reach its records just now. Try again in a minute. If you need \
              to end a call now, end it on your phone.",
@@ -43,7 +57,7 @@ pub fn unavailable() -> Response {
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        views::message_page("Page not found", "There is nothing at this address."),
+        message_page("Page not found", "There is nothing at this address."),
     )
         .into_response()
 }
@@ -51,7 +65,7 @@ fn not_found() -> Response {
 fn forbidden() -> Response {
     (
         StatusCode::FORBIDDEN,
-        views::message_page(
+        message_page(
             "You cannot see this page",
             "Only managers can see ended calls. Sign in with a manager's access.",
         ),
@@ -200,7 +214,7 @@ pub(crate) async fn start_session(
     }
     tracing::info!(name = %name, role = role.as_str(), "console sign-in");
     let mut res = Redirect::to("/console/").into_response();
-    let lifetime = super::config::ABSOLUTE_LIFETIME.as_secs() as i64;
+    let lifetime = crate::console::config::ABSOLUTE_LIFETIME.as_secs() as i64;
     let h = res.headers_mut();
     h.append(
         header::SET_COOKIE,
@@ -253,7 +267,7 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
     let now = state.clock.now();
     let live = match state
         .store
-        .list_live_calls(now - super::live::MAX_AGE)
+        .list_live_calls(now - crate::console::live::MAX_AGE)
         .await
     {
         Ok(l) => l.len(),
@@ -276,16 +290,34 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
     } else {
         None
     };
+    let lifecycle = if staff.is_manager() {
+        match lifecycle_counts(&state).await {
+            Ok(c) => Some(c),
+            Err(_) => return unavailable(),
+        }
+    } else {
+        None
+    };
+    let count = |n: usize, href: &str, one: &str, many: &str| {
+        html! {
+            li class="fl-count" {
+                a class="govuk-link govuk-link--no-visited-state" href=(href) {
+                    span class="fl-count__number" { (n) }
+                    span class="fl-count__label" { @if n == 1 { (one) } @else { (many) } }
+                }
+            }
+        }
+    };
     let body = html! {
         h1 class="govuk-heading-l" { "What needs doing" }
         ul class="govuk-list fl-counts" {
             @if let Some(p) = pending {
-                li class="fl-count" {
-                    a class="govuk-link govuk-link--no-visited-state" href="/console/terminations" {
-                        span class="fl-count__number" { (p) }
-                        span class="fl-count__label" { @if p == 1 { "ended call awaiting review" } @else { "ended calls awaiting review" } }
-                    }
-                }
+                (count(p, "/console/terminations", "ended call awaiting review", "ended calls awaiting review"))
+            }
+            @if let Some((due, overdue, appeals)) = lifecycle {
+                (count(overdue, "/console/arrangements?review=overdue", "review overdue", "reviews overdue"))
+                (count(due, "/console/arrangements?review=due", "review due in the next 14 days", "reviews due in the next 14 days"))
+                (count(appeals, "/console/arrangements?appeals=open", "open appeal", "open appeals"))
             }
             li class="fl-count" {
                 a class="govuk-link govuk-link--no-visited-state" href="/console/calls" {
@@ -297,6 +329,42 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
         p class="govuk-body" { "To end an abusive call, go to " a class="govuk-link" href="/console/calls" { "Live calls" } " and choose End call next to it." }
     };
     page("Home", Some(&staff), Nav::Home, false, body)
+}
+
+/// Reviews due in the next 14 days, reviews overdue (active arrangements) and open appeals.
+async fn lifecycle_counts(
+    state: &AppState,
+) -> Result<(usize, usize, usize), crate::store::StoreError> {
+    let now = state.clock.now();
+    let today = now.with_timezone(&state.calendar.tz).date_naive();
+    let active = |from, before| crate::store::ArrangementFilter {
+        status: Some(crate::domain::ArrangementStatus::Active),
+        review_due_from: from,
+        review_due_before: Some(before),
+        now: Some(now),
+        limit: 1000,
+        ..Default::default()
+    };
+    let due = state
+        .store
+        .list_arrangements(&active(Some(today), today + chrono::Duration::days(15)))
+        .await?
+        .len();
+    let overdue = state
+        .store
+        .list_arrangements(&active(None, today))
+        .await?
+        .len();
+    let appeals = state
+        .store
+        .list_appeals(
+            Some(crate::store::lifecycle::AppealStatus::Open),
+            None,
+            1000,
+        )
+        .await?
+        .len();
+    Ok((due, overdue, appeals))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,7 +392,7 @@ pub async fn calls(State(state): State<AppState>, staff: Staff) -> Response {
     let tz = state.config.organisation.timezone;
     let rows = match state
         .store
-        .list_live_calls(now - super::live::MAX_AGE)
+        .list_live_calls(now - crate::console::live::MAX_AGE)
         .await
     {
         Ok(r) => r,
@@ -435,10 +503,6 @@ async fn end_page(
         provider.as_str(),
         call_id.as_str()
     );
-    let reason_p = problem_for(problems, "reason");
-    let warn_p = problem_for(problems, "warning_given");
-    let when_p = problem_for(problems, "warned_at");
-    let notes_p = problem_for(problems, "notes");
     let body = html! {
         div class="govuk-grid-row" {
             div class="govuk-grid-column-two-thirds" {
@@ -460,6 +524,33 @@ async fn end_page(
                         div class="govuk-inset-text" { "This call is not listed as in progress. You can still record that you ended it." }
                     }
                 }
+                (end_call_form(staff, &action, form, problems))
+            }
+        }
+    };
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut res = page(
+        "End call",
+        Some(staff),
+        Nav::Calls,
+        !problems.is_empty(),
+        body,
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// The end-call form: reason, warning, when, notes.
+fn end_call_form(staff: &Staff, action: &str, form: &EndForm, problems: &[FieldProblem]) -> Markup {
+    let reason_p = problem_for(problems, "reason");
+    let warn_p = problem_for(problems, "warning_given");
+    let when_p = problem_for(problems, "warned_at");
+    let notes_p = problem_for(problems, "notes");
+    html! {
                 form method="post" action=(action) novalidate {
                     (views::csrf(staff))
                     div class={ "govuk-form-group" @if reason_p.is_some() { " govuk-form-group--error" } } {
@@ -522,23 +613,7 @@ async fn end_page(
                     }
                     button type="submit" class="govuk-button govuk-button--warning" { "End call" }
                 }
-            }
-        }
-    };
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let mut res = page(
-        "End call",
-        Some(staff),
-        Nav::Calls,
-        !problems.is_empty(),
-        body,
-    );
-    *res.status_mut() = status;
-    res
+    }
 }
 
 fn fp(field: &str, id: &str, message: &str) -> FieldProblem {
@@ -554,7 +629,7 @@ fn check_end_form(
     form: &EndForm,
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
-) -> Result<TerminateBody, Vec<FieldProblem>> {
+) -> Result<EndDetails, Vec<FieldProblem>> {
     let mut problems = Vec::new();
     let reason = TerminationReason::parse(&form.reason);
     if reason.is_none() {
@@ -579,8 +654,44 @@ fn check_end_form(
             "Warn the caller before ending the call, unless they threatened violence",
         ));
     }
+    let warned_at = check_warned_at(form.warned_at.trim(), warned, now, tz, &mut problems);
+    let notes = form.notes.trim();
+    if notes.chars().count() > MAX_NOTES_CHARS {
+        problems.push(fp(
+            "notes",
+            "notes",
+            "Notes must be 4000 characters or fewer",
+        ));
+    } else if notes.is_empty() && reason == Some(TerminationReason::Other) {
+        problems.push(fp(
+            "notes",
+            "notes",
+            "Say what happened, because you chose ‘Something else’",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    match (reason, warned) {
+        (Some(reason), Some(warning_given)) => Ok(EndDetails {
+            reason,
+            warning_given,
+            warned_at,
+            notes: (!notes.is_empty()).then(|| notes.to_owned()),
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// The optional "when did you warn them" time: only with a warning, a real time, not ahead.
+fn check_warned_at(
+    raw_time: &str,
+    warned: Option<bool>,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<DateTime<Utc>> {
     let mut warned_at = None;
-    let raw_time = form.warned_at.trim();
     if !raw_time.is_empty() {
         if warned == Some(false) {
             problems.push(fp(
@@ -604,29 +715,7 @@ fn check_end_form(
             }
         }
     }
-    let notes = form.notes.trim();
-    if notes.chars().count() > MAX_NOTES_CHARS {
-        problems.push(fp(
-            "notes",
-            "notes",
-            "Notes must be 4000 characters or fewer",
-        ));
-    } else if notes.is_empty() && reason == Some(TerminationReason::Other) {
-        problems.push(fp(
-            "notes",
-            "notes",
-            "Say what happened, because you chose ‘Something else’",
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(TerminateBody {
-        reason: reason.map(|r| Value::String(r.as_str().into())),
-        warning_given: warned.map(Value::Bool),
-        warned_at: warned_at.map(|t| Value::String(t.to_rfc3339())),
-        notes: (!notes.is_empty()).then(|| Value::String(notes.to_owned())),
-    })
+    warned_at
 }
 
 /// "14:05" (or "1405", "14.05") today in local time, as an instant.
@@ -671,27 +760,23 @@ pub async fn end_submit(
             return end_page(&state, &staff, provider, &call_id, &form, &problems).await;
         }
     };
-    match endcall::end_call(&state, &staff, provider, call_id.as_str(), body).await {
+    match endcall::end_call(&state, &staff, provider, call_id.clone(), body).await {
         Ok(ended) => end_result_page(&staff, &ended),
-        Err(ApiError::Validation(errors)) => {
-            let problems: Vec<FieldProblem> = errors
+        Err(EndError::Invalid(violations)) => {
+            let problems: Vec<FieldProblem> = violations
                 .into_iter()
-                .map(|e| {
-                    let id = e.field.clone();
-                    fp(&e.field, &id, &e.message)
-                })
+                .map(|v| fp(v.field, v.field, &v.message))
                 .collect();
             end_page(&state, &staff, provider, &call_id, &form, &problems).await
         }
-        Err(ApiError::Conflict(_)) => outcome_page(
+        Err(EndError::Busy) => outcome_page(
             &staff,
             false,
             "Someone is ending this call right now",
             "Wait a few seconds and look at Live calls again. If the caller is still on the line, end it on your phone.",
             StatusCode::CONFLICT,
         ),
-        Err(ApiError::NotFound(_)) => not_found(),
-        Err(e) => {
+        Err(EndError::Failed(e)) => {
             tracing::warn!(error = %e, "console end call failed");
             outcome_page(
                 &staff,
@@ -706,7 +791,7 @@ pub async fn end_submit(
 
 fn end_result_page(staff: &Staff, ended: &endcall::Ended) -> Response {
     let recorded = "It has been recorded for a manager to review.";
-    match ended.hangup_result.as_str() {
+    match ended.hangup_result {
         "completed" => outcome_page(staff, true, "Call ended", recorded, StatusCode::OK),
         "already_ended" => outcome_page(
             staff,
@@ -876,9 +961,6 @@ async fn termination_page(
         None => None,
     };
     let tz = state.config.organisation.timezone;
-    let outcome_p = problem_for(problems, "outcome");
-    let notes_p = problem_for(problems, "notes");
-    let yes_no = |b: bool| if b { "Yes" } else { "No" };
     let body = html! {
         div class="govuk-grid-row" {
             div class="govuk-grid-column-two-thirds" {
@@ -898,6 +980,33 @@ async fn termination_page(
                         }
                     }
                 }
+                (termination_summary(state, &t, arrangement.as_ref()))
+                @if t.review.is_none() { (termination_review_form(staff, &t, outcome, notes, problems)) }
+            }
+        }
+    };
+    let mut res = page(
+        "Ended call",
+        Some(staff),
+        Nav::Terminations,
+        !problems.is_empty(),
+        body,
+    );
+    if !problems.is_empty() {
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    res
+}
+
+/// Everything §9 records about an ended call, and its review.
+fn termination_summary(
+    state: &AppState,
+    t: &Termination,
+    arrangement: Option<&crate::domain::Arrangement>,
+) -> Markup {
+    let tz = state.config.organisation.timezone;
+    let yes_no = |b: bool| if b { "Yes" } else { "No" };
+    html! {
                 dl class="govuk-summary-list" {
                     (views::summary_row("Caller", html! { (t.caller.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_else(|| "Not known".into())) }))
                     (views::summary_row("Reason", html! { (words::termination_reason(t.reason).0) }))
@@ -906,10 +1015,10 @@ async fn termination_page(
                     (views::summary_row("Notes", html! { (t.notes.clone().unwrap_or_else(|| "None".into())) }))
                     (views::summary_row("Ended by", html! { (t.agent) }))
                     (views::summary_row("Ended at", html! { (words::local(tz, t.terminated_at)) }))
-                    (views::summary_row("Hang-up", html! { (hangup_words(&t)) @if let Some(d) = &t.hangup_detail { " (" (d) ")" } }))
+                    (views::summary_row("Hang-up", html! { (hangup_words(t)) @if let Some(d) = &t.hangup_detail { " (" (d) ")" } }))
                     (views::summary_row("Police report needed", html! { (yes_no(t.reason.police_report_required())) }))
                     (views::summary_row("Arrangement", html! {
-                        @match (&arrangement, &t.customer_ref) {
+                        @match (arrangement, &t.customer_ref) {
                             (Some(a), _) => { (a.customer_ref) ": " (words::arrangement_rules(&state.config, a)) }
                             (None, Some(r)) => { (r) }
                             (None, None) => { "None" }
@@ -917,13 +1026,26 @@ async fn termination_page(
                     }))
                     (views::summary_row("Phone platform", html! { (t.provider.as_str()) ", call " (t.call_id.as_str()) }))
                     (views::summary_row("Record", html! { (t.id.as_str()) }))
-                    (views::summary_row("Review", status_tag(&t)))
+                    (views::summary_row("Review", status_tag(t)))
                     @if let Some(r) = &t.review {
                         (views::summary_row("Reviewed by", html! { (r.reviewer) ", " (words::local(tz, r.reviewed_at)) }))
                         (views::summary_row("Review notes", html! { (r.notes.clone().unwrap_or_else(|| "None".into())) }))
                     }
                 }
-                @if t.review.is_none() {
+    }
+}
+
+/// The manager's review form for an ended call.
+fn termination_review_form(
+    staff: &Staff,
+    t: &Termination,
+    outcome: &str,
+    notes: &str,
+    problems: &[FieldProblem],
+) -> Markup {
+    let outcome_p = problem_for(problems, "outcome");
+    let notes_p = problem_for(problems, "notes");
+    html! {
                     form method="post" action={ "/console/terminations/" (t.id.as_str()) "/review" } novalidate {
                         (views::csrf(staff))
                         div class={ "govuk-form-group" @if outcome_p.is_some() { " govuk-form-group--error" } } {
@@ -951,21 +1073,7 @@ async fn termination_page(
                         }
                         button type="submit" class="govuk-button" { "Save review" }
                     }
-                }
-            }
-        }
-    };
-    let mut res = page(
-        "Ended call",
-        Some(staff),
-        Nav::Terminations,
-        !problems.is_empty(),
-        body,
-    );
-    if !problems.is_empty() {
-        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
-    res
 }
 
 pub async fn review_submit(
@@ -997,13 +1105,16 @@ pub async fn review_submit(
     if !problems.is_empty() {
         return termination_page(&state, &staff, &id, &outcome, &notes, &problems, None).await;
     }
-    let body = ReviewBody {
-        outcome: Some(Value::String(outcome.clone())),
-        notes: (!notes.trim().is_empty()).then(|| Value::String(notes.trim().to_owned())),
+    let Ok(tid) = TerminationId::parse(&id) else {
+        return not_found();
     };
-    match endcall::review(&state, &staff, &id, body).await {
+    let (Some(o), trimmed) = (ReviewOutcome::parse(&outcome), notes.trim()) else {
+        return not_found();
+    };
+    let notes_given = (!trimmed.is_empty()).then(|| trimmed.to_owned());
+    match endcall::review(&state, &staff, &tid, o, notes_given).await {
         Ok(()) => Redirect::to(&format!("/console/terminations/{id}?reviewed=1")).into_response(),
-        Err(ApiError::Conflict(_)) => {
+        Err(ReviewError::AlreadyReviewed) => {
             termination_page(
                 &state,
                 &staff,
@@ -1015,18 +1126,11 @@ pub async fn review_submit(
             )
             .await
         }
-        Err(ApiError::NotFound(_)) => not_found(),
-        Err(ApiError::Validation(errors)) => {
-            let problems: Vec<FieldProblem> = errors
-                .into_iter()
-                .map(|e| {
-                    let id = e.field.clone();
-                    fp(&e.field, &id, &e.message)
-                })
-                .collect();
-            termination_page(&state, &staff, &id, &outcome, &notes, &problems, None).await
+        Err(ReviewError::NotFound) => not_found(),
+        Err(ReviewError::Failed(e)) => {
+            tracing::warn!(error = %e, "console review failed");
+            unavailable()
         }
-        Err(_) => unavailable(),
     }
 }
 
@@ -1052,9 +1156,9 @@ pub async fn termination_detail(
 // Assets
 // ---------------------------------------------------------------------------------------------
 
-const GOVUK_CSS: &str = include_str!("../../assets/govuk/govuk-frontend.min.css");
-const CONSOLE_CSS: &str = include_str!("../../assets/console.css");
-const CONSOLE_JS: &str = include_str!("../../assets/console.js");
+const GOVUK_CSS: &str = include_str!("../../../assets/govuk/govuk-frontend.min.css");
+const CONSOLE_CSS: &str = include_str!("../../../assets/console.css");
+const CONSOLE_JS: &str = include_str!("../../../assets/console.js");
 
 pub async fn asset(Path(name): Path<String>) -> Response {
     let (kind, body) = match name.as_str() {
@@ -1089,7 +1193,7 @@ mod tests {
         }
     }
 
-    fn fields(r: Result<TerminateBody, Vec<FieldProblem>>) -> Vec<String> {
+    fn fields(r: Result<EndDetails, Vec<FieldProblem>>) -> Vec<String> {
         r.err().unwrap().into_iter().map(|p| p.field).collect()
     }
 
@@ -1099,9 +1203,9 @@ mod tests {
         let b = check_end_form(&form("abusive", "yes", "14:25", ""), now(), tz).unwrap();
         assert_eq!(
             b.warned_at,
-            Some(Value::String("2026-07-14T13:25:00+00:00".into()))
+            Some("2026-07-14T13:25:00Z".parse::<DateTime<Utc>>().unwrap())
         );
-        assert_eq!(b.warning_given, Some(Value::Bool(true)));
+        assert!(b.warning_given);
     }
 
     #[test]

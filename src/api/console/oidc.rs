@@ -20,9 +20,9 @@ use openidconnect::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::OidcConfig;
 use super::session;
 use crate::config::Role;
+use crate::console::config::OidcConfig;
 use crate::state::AppState;
 use crate::store::PendingLogin;
 
@@ -133,6 +133,32 @@ pub struct Callback {
     error: Option<String>,
 }
 
+/// The session started: its cookies on a page that goes on to the console (see below), and
+/// the sign-in cookie cleared.
+fn signed_in(mut res: Response) -> Response {
+    if res.status() == StatusCode::SEE_OTHER {
+        // This request came from the identity provider's site, and browsers do not send a
+        // SameSite=Strict cookie along a redirect chain that started on another site: answer
+        // with a page that goes on to the console itself (a same-site navigation).
+        let cookies: Vec<_> = res
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        res = super::html(crate::console::views::continue_page());
+        for c in cookies {
+            res.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
+    if let Ok(v) = header::HeaderValue::from_str(&format!(
+        "{OIDC_COOKIE}=; Path=/console; HttpOnly; SameSite=Lax; Max-Age=0"
+    )) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
 /// `GET /console/sign-in/oidc/callback`: back from the identity provider.
 pub async fn callback(
     State(state): State<AppState>,
@@ -187,36 +213,15 @@ pub async fn callback(
         tracing::info!(name = %person.name, "OpenID Connect sign-in refused: no console role");
         return (
             StatusCode::FORBIDDEN,
-            super::views::message_page(
+            super::html(crate::console::views::message_page(
                 "You cannot use the staff console",
                 "Your account does not have a role that may use this console. Ask your manager \
                  to give you access.",
-            ),
+            )),
         )
             .into_response();
     };
-    let mut res = super::pages::start_session(&state, &person.name, role).await;
-    if res.status() == StatusCode::SEE_OTHER {
-        // This request came from the identity provider's site, and browsers do not send a
-        // SameSite=Strict cookie along a redirect chain that started on another site: answer
-        // with a page that goes on to the console itself (a same-site navigation).
-        let cookies: Vec<_> = res
-            .headers()
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .cloned()
-            .collect();
-        res = super::views::continue_page();
-        for c in cookies {
-            res.headers_mut().append(header::SET_COOKIE, c);
-        }
-    }
-    if let Ok(v) = header::HeaderValue::from_str(&format!(
-        "{OIDC_COOKIE}=; Path=/console; HttpOnly; SameSite=Lax; Max-Age=0"
-    )) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
-    res
+    signed_in(super::pages::start_session(&state, &person.name, role).await)
 }
 
 struct Person {
@@ -316,11 +321,11 @@ fn again(state: &AppState, message: &str) -> Response {
 fn provider_down() -> Response {
     (
         StatusCode::BAD_GATEWAY,
-        super::views::message_page(
+        super::html(crate::console::views::message_page(
             "Sign-in is not working just now",
             "Your organisation's sign-in service could not be reached. Try again in a few \
              minutes, or sign in with an access token.",
-        ),
+        )),
     )
         .into_response()
 }
