@@ -337,27 +337,10 @@ impl ArrangementForm {
             "equality_advice_sought".into(),
             Value::Bool(self.equality_advice_sought == "yes"),
         );
-        let instant = |parts: &DateParts, kept: Option<DateTime<Utc>>| -> Option<Value> {
-            if parts.is_empty() {
-                return None;
-            }
-            Some(match parts.date() {
-                Some(d) if kept.is_some_and(|k| local_date(tz, k) == d) => {
-                    json!(kept.map(|k| k.to_rfc3339()))
-                }
-                Some(d) => match tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)) {
-                    chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-                        json!(t.with_timezone(&Utc).to_rfc3339())
-                    }
-                    chrono::LocalResult::None => json!(parts.api_text()),
-                },
-                None => json!(parts.api_text()),
-            })
-        };
-        if let Some(v) = instant(&self.starts_at, existing.map(|e| e.starts_at)) {
+        if let Some(v) = local_day_instant(tz, &self.starts_at, existing.map(|e| e.starts_at)) {
             m.insert("starts_at".into(), v);
         }
-        if let Some(v) = instant(&self.ends_at, existing.map(|e| e.ends_at)) {
+        if let Some(v) = local_day_instant(tz, &self.ends_at, existing.map(|e| e.ends_at)) {
             m.insert("ends_at".into(), v);
         }
         if !self.review_due.is_empty() {
@@ -381,6 +364,27 @@ impl ArrangementForm {
         out.sort_by_key(|p| field_order(&p.field));
         out
     }
+}
+
+/// A start or end date as the API's instant: the beginning of that local day, or the stored
+/// instant `kept` when its day is unchanged; what was typed when it is not a date (the API
+/// then says what is wrong). `None` when left empty.
+fn local_day_instant(tz: Tz, parts: &DateParts, kept: Option<DateTime<Utc>>) -> Option<Value> {
+    if parts.is_empty() {
+        return None;
+    }
+    Some(match parts.date() {
+        Some(d) if kept.is_some_and(|k| local_date(tz, k) == d) => {
+            json!(kept.map(|k| k.to_rfc3339()))
+        }
+        Some(d) => match tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)) {
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                json!(t.with_timezone(&Utc).to_rfc3339())
+            }
+            chrono::LocalResult::None => json!(parts.api_text()),
+        },
+        None => json!(parts.api_text()),
+    })
 }
 
 /// The form's fields, in page order, with the id of each one's first input.
