@@ -263,6 +263,9 @@ pub async fn sign_out(State(state): State<AppState>, staff: Staff, body: Bytes) 
 // Home
 // ---------------------------------------------------------------------------------------------
 
+/// The most rows a home-page count reads; a count that reaches it is shown as "1000+".
+const HOME_COUNT_CAP: usize = 1000;
+
 pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
     let now = state.clock.now();
     let live = match state
@@ -279,7 +282,7 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
             .list_terminations(&TerminationFilter {
                 status: Some(ReviewStatus::Pending),
                 since: None,
-                limit: 1000,
+                limit: HOME_COUNT_CAP as u32,
                 before: None,
             })
             .await
@@ -302,7 +305,8 @@ pub async fn home(State(state): State<AppState>, staff: Staff) -> Response {
         html! {
             li class="fl-count" {
                 a class="govuk-link govuk-link--no-visited-state" href=(href) {
-                    span class="fl-count__number" { (n) }
+                    // The lists behind the counts stop at HOME_COUNT_CAP rows.
+                    span class="fl-count__number" { @if n >= HOME_COUNT_CAP { (HOME_COUNT_CAP) "+" } @else { (n) } }
                     span class="fl-count__label" { @if n == 1 { (one) } @else { (many) } }
                 }
             }
@@ -342,7 +346,7 @@ async fn lifecycle_counts(
         review_due_from: from,
         review_due_before: Some(before),
         now: Some(now),
-        limit: 1000,
+        limit: HOME_COUNT_CAP as u32,
         ..Default::default()
     };
     let due = state
@@ -360,7 +364,7 @@ async fn lifecycle_counts(
         .list_appeals(
             Some(crate::store::lifecycle::AppealStatus::Open),
             None,
-            1000,
+            HOME_COUNT_CAP as u32,
         )
         .await?
         .len();
