@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod domain;
 pub mod engine;
+pub mod fields;
 pub mod letters;
 pub mod messages;
 pub mod notices;
@@ -47,7 +48,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(api::router(state.clone()))
-        .merge(providers::router(state.clone()))
+        .merge(webhook_routes(&state))
         .merge(console::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
@@ -67,6 +68,22 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// The webhook routes of every platform switched on. A platform switched off in the
+/// configuration (SPEC §11) has no routes: its webhooks answer 404.
+fn webhook_routes(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new();
+    if state.config.twilio.enabled {
+        router = router.merge(providers::twilio::webhook::routes());
+    }
+    if state.config.telnyx.enabled {
+        router = router.merge(providers::telnyx::webhook::routes());
+    }
+    if state.config.vonage.enabled {
+        router = router.merge(providers::vonage::webhook::routes());
+    }
+    router
 }
 
 async fn healthz() -> &'static str {

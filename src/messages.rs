@@ -30,9 +30,8 @@
 //!   layer's job.
 //! * A refusal with reason `lookup_failed` (when `decision.on_lookup_failure = "refuse"`) is
 //!   spoken with [`MessageKey::ServiceUnavailable`], a generic "we cannot take your call right
-//!   now" text, because the caller may have no arrangement at all. It has no configuration key
-//!   yet; an override under `service_unavailable` would be honoured if the configuration loader
-//!   accepted it.
+//!   now" text, because the caller may have no arrangement at all; `[messages.en]` /
+//!   `[messages.cy]` `service_unavailable` overrides it.
 
 use std::collections::HashMap;
 
@@ -40,11 +39,61 @@ use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::config::MessageOverrides;
 use crate::domain::{
     Allowance, AllowancePeriod, Day, Language, LanguageSetting, LocalTime, Window,
 };
 use crate::engine::{Decision, Outcome, Reason};
+use crate::fields::{Fields, Optional};
+
+/// `[messages.en]` / `[messages.cy]`: the operator's own wording of the built-in texts.
+#[derive(Clone, Debug, Default)]
+pub struct MessageOverrides {
+    pub en: HashMap<MessageKey, String>,
+    pub cy: HashMap<MessageKey, String>,
+}
+
+/// The configuration keys of the texts that may be overridden.
+const OVERRIDABLE: [(&str, MessageKey); 6] = [
+    ("outside_window", MessageKey::OutsideWindow),
+    ("allowance_used", MessageKey::AllowanceUsed),
+    ("blocked", MessageKey::Blocked),
+    ("staff_unavailable", MessageKey::StaffUnavailable),
+    ("service_unavailable", MessageKey::ServiceUnavailable),
+    ("urgent_offer", MessageKey::UrgentOffer),
+];
+
+impl MessageOverrides {
+    /// Read `[messages]` (a table of `en` and `cy` tables of texts).
+    pub fn read(messages: &mut Fields<'_>) -> Option<MessageOverrides> {
+        let before = messages.problem_count();
+        let mut out = MessageOverrides::default();
+        for lang in ["en", "cy"] {
+            let mut texts = messages.section(lang);
+            let mut map = HashMap::new();
+            for (key, message) in OVERRIDABLE {
+                let present = texts.has(key);
+                let problems = texts.problem_count();
+                match texts.text(key, Optional, 2000) {
+                    Some(text) => {
+                        map.insert(message, text);
+                    }
+                    // Empty or blank: an override that would say nothing.
+                    None if present && texts.problem_count() == problems => {
+                        texts.problem(key, "must not be empty")
+                    }
+                    None => {}
+                }
+            }
+            messages.absorb(texts);
+            if lang == "en" {
+                out.en = map;
+            } else {
+                out.cy = map;
+            }
+        }
+        (messages.problem_count() == before).then_some(out)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,12 +11,13 @@ use serde_json::{Map, Value};
 
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
-use crate::api::query::{next_cursor, QueryFields};
+use crate::api::query::{self, next_cursor};
 use crate::api::rejection::{ApiPath, ApiQuery};
 use crate::domain::{
     Allowance, AllowancePeriod, Arrangement, ArrangementId, ArrangementKind, ArrangementStatus,
     Day, LanguageSetting, LocalTime, PhoneNumber, StaffId, Window,
 };
+use crate::fields::{Fields as FieldReader, Optional};
 use crate::state::AppState;
 use crate::store::{ArrangementFilter, ArrangementVersion, ChangeKind};
 
@@ -134,7 +135,7 @@ pub struct RevokeRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// A phone number in any common form; normalised.
@@ -766,11 +767,12 @@ pub async fn list(
 ) -> ApiResult<Json<ArrangementList>> {
     principal.require_manager()?;
     let now = state.clock.now();
-    let mut fields = QueryFields::new();
-    let phone = fields.phone("phone", q.phone.as_deref());
+    let params = query::params(&q);
+    let mut fields = FieldReader::query(&params);
+    let phone = fields.phone("phone", Optional);
     let status = fields.choice(
         "status",
-        q.status.as_deref(),
+        Optional,
         &[
             ("scheduled", ArrangementStatus::Scheduled),
             ("active", ArrangementStatus::Active),
@@ -779,15 +781,15 @@ pub async fn list(
         ],
         "must be scheduled, active, expired or revoked",
     );
-    let review_due_before = fields.date("review_due_before", q.review_due_before.as_deref());
-    let limit = fields.limit(q.limit);
-    let after = fields.cursor(
+    let review_due_before = fields.date("review_due_before", Optional);
+    let limit = query::limit(&mut fields);
+    let after = fields.parsed(
         "after",
-        q.after.as_deref(),
+        Optional,
         ArrangementId::parse,
         "must be an arrangement id (arr_…)",
     );
-    fields.finish()?;
+    query::finish(fields)?;
     let items = state
         .store
         .list_arrangements(&ArrangementFilter {

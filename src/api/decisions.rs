@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiResult;
 use crate::api::extract::Principal;
-use crate::api::query::QueryFields;
+use crate::api::query;
 use crate::api::rejection::ApiQuery;
+use crate::fields::{Fields, Optional};
 use crate::state::AppState;
 use crate::store::{DecisionFilter, DecisionLogEntry};
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DecisionQuery {
     /// A phone number in any common form; normalised.
@@ -96,12 +97,13 @@ pub async fn list(
     ApiQuery(q): ApiQuery<DecisionQuery>,
 ) -> ApiResult<Json<DecisionList>> {
     principal.require_manager()?;
-    let mut fields = QueryFields::new();
-    let phone = fields.phone("phone", q.phone.as_deref());
-    let since = fields.instant("since", q.since.as_deref());
-    let until = fields.instant("until", q.until.as_deref());
-    let limit = fields.limit(q.limit);
-    fields.finish()?;
+    let params = query::params(&q);
+    let mut fields = Fields::query(&params);
+    let phone = fields.phone("phone", Optional);
+    let since = fields.instant("since", Optional);
+    let until = fields.instant("until", Optional);
+    let limit = query::limit(&mut fields);
+    query::finish(fields)?;
     let rows = state
         .store
         .list_decisions(&DecisionFilter {

@@ -23,6 +23,15 @@ impl FieldError {
     }
 }
 
+impl From<crate::fields::FieldProblem> for FieldError {
+    fn from(p: crate::fields::FieldProblem) -> Self {
+        FieldError {
+            field: p.field,
+            message: p.message,
+        }
+    }
+}
+
 /// The problem document (RFC 9457).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -69,6 +78,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// `Ok` when the field reader found nothing wrong, else 422 naming every field.
+    pub fn check(problems: Vec<crate::fields::FieldProblem>) -> Result<(), ApiError> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(
+                problems.into_iter().map(FieldError::from).collect(),
+            ))
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,

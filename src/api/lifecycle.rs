@@ -13,9 +13,10 @@ use serde_json::{Map, Value};
 
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
-use crate::api::query::QueryFields;
+use crate::api::query;
 use crate::api::rejection::{ApiPath, ApiQuery};
 use crate::domain::{AppealId, Arrangement, ArrangementId, ReviewId};
+use crate::fields::{Fields, Optional, Required};
 use crate::state::AppState;
 use crate::store::lifecycle::{
     Appeal, AppealDecision, AppealOutcome, AppealStatus, ArrangementReview, LifecycleError,
@@ -133,7 +134,7 @@ pub struct AppealDecisionRequest {
     pub notes: Option<String>,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AppealQuery {
     /// open | decided
@@ -591,24 +592,25 @@ pub async fn list_appeals(
     ApiQuery(q): ApiQuery<AppealQuery>,
 ) -> ApiResult<Json<AppealList>> {
     principal.require_manager()?;
-    let mut fields = QueryFields::new();
+    let params = query::params(&q);
+    let mut fields = Fields::query(&params);
     let status = fields.choice(
         "status",
-        q.status.as_deref(),
+        Optional,
         &[
             ("open", AppealStatus::Open),
             ("decided", AppealStatus::Decided),
         ],
         "must be open or decided",
     );
-    let only = fields.cursor(
+    let only = fields.parsed(
         "arrangement_id",
-        q.arrangement_id.as_deref(),
+        Optional,
         ArrangementId::parse,
         "must be an arrangement id (arr_…)",
     );
-    let limit = fields.limit(q.limit);
-    fields.finish()?;
+    let limit = query::limit(&mut fields);
+    query::finish(fields)?;
     let items = state
         .store
         .list_appeals(status, only.as_ref(), limit)
@@ -622,7 +624,7 @@ pub async fn list_appeals(
 // Letters
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LetterQuery {
     /// notice | review | ended (default notice)
@@ -706,41 +708,31 @@ pub async fn letter(
     use crate::letters::{LetterError, LetterFormat, LetterInput, LetterKind};
     principal.require_manager()?;
     let id = arrangement_id(&id)?;
-    let mut fields = QueryFields::new();
-    let kind = match q.kind.as_deref().filter(|s| !s.is_empty()) {
-        None => {
-            fields.invalid("kind", "is required: notice, review or ended");
-            None
-        }
-        Some(k) => {
-            let parsed = LetterKind::parse(k);
-            if parsed.is_none() {
-                fields.invalid("kind", "must be notice, review or ended");
-            }
-            parsed
-        }
+    let params = query::params(&q);
+    let mut fields = Fields::query(&params);
+    let kind = fields.parsed(
+        "kind",
+        Required,
+        |k| LetterKind::parse(k).ok_or(()),
+        "must be notice, review or ended",
+    );
+    let language = fields.parsed(
+        "language",
+        Optional,
+        |l| l.parse::<crate::domain::LanguageSetting>(),
+        "must be en, cy, en+cy or cy+en",
+    );
+    let format = if fields.has("format") {
+        fields.parsed(
+            "format",
+            Optional,
+            |f| LetterFormat::parse(f).ok_or(()),
+            "must be html, text or pdf",
+        )
+    } else {
+        Some(LetterFormat::Html)
     };
-    let language = match q.language.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(l) => match l.parse::<crate::domain::LanguageSetting>() {
-            Ok(l) => Some(l),
-            Err(_) => {
-                fields.invalid("language", "must be en, cy, en+cy or cy+en");
-                None
-            }
-        },
-    };
-    let format = match q.format.as_deref().filter(|s| !s.is_empty()) {
-        None => Some(LetterFormat::Html),
-        Some(f) => {
-            let parsed = LetterFormat::parse(f);
-            if parsed.is_none() {
-                fields.invalid("format", "must be html, text or pdf");
-            }
-            parsed
-        }
-    };
-    fields.finish()?;
+    query::finish(fields)?;
     let (Some(kind), Some(format)) = (kind, format) else {
         return Err(ApiError::Internal(
             "letter query passed without a kind".into(),

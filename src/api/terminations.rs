@@ -16,11 +16,12 @@ use serde_json::Value;
 
 use crate::api::error::{ApiError, ApiResult, FieldError};
 use crate::api::extract::{ApiJson, Principal};
-use crate::api::query::{next_cursor, QueryFields};
+use crate::api::query::{self, next_cursor};
 use crate::api::rejection::{ApiPath, ApiQuery};
 use crate::domain::{
     CallId, Provider, Review, ReviewOutcome, Termination, TerminationId, TerminationReason,
 };
+use crate::fields::{Fields, Optional};
 use crate::state::AppState;
 use crate::store::{ReviewStatus, StoreError, TerminationFilter};
 use crate::terminations::{
@@ -79,7 +80,7 @@ pub struct TerminationList {
     pub next: Option<String>,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TerminationQuery {
     /// Whether the termination has been reviewed.
@@ -406,25 +407,26 @@ pub async fn list(
     ApiQuery(q): ApiQuery<TerminationQuery>,
 ) -> ApiResult<Json<TerminationList>> {
     principal.require_manager()?;
-    let mut fields = QueryFields::new();
+    let params = query::params(&q);
+    let mut fields = Fields::query(&params);
     let status = fields.choice(
         "status",
-        q.status.as_deref(),
+        Optional,
         &[
             ("pending", ReviewStatus::Pending),
             ("reviewed", ReviewStatus::Reviewed),
         ],
         "must be pending or reviewed",
     );
-    let since = fields.instant("since", q.since.as_deref());
-    let limit = fields.limit(q.limit);
-    let before = fields.cursor(
+    let since = fields.instant("since", Optional);
+    let limit = query::limit(&mut fields);
+    let before = fields.parsed(
         "before",
-        q.before.as_deref(),
+        Optional,
         TerminationId::parse,
         "must be a termination id (trm_…)",
     );
-    fields.finish()?;
+    query::finish(fields)?;
     let rows = state
         .store
         .list_terminations(&TerminationFilter {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 
-use super::{Reader, Table};
+use crate::fields::{Fields, Optional, Required};
 
 /// The default for `notifications.reminder_days`.
 pub const DEFAULT_REMINDER_DAYS: u32 = 14;
@@ -118,80 +118,61 @@ impl LifecycleConfig {
     }
 }
 
-impl Reader {
-    /// The optional §13 keys of `[notifications]` (removed from `t` as they are read).
-    pub(super) fn lifecycle_notifications(&mut self, t: &mut Table<'_>) -> Option<LifecycleConfig> {
-        let mut ok = true;
-        let signing_secret = match self.opt_string(t, "signing_secret") {
-            None => None,
-            Some(s) if s.is_empty() => None,
-            Some(s) => match SigningSecret::parse(&s) {
-                Ok(k) => Some(k),
-                Err(msg) => {
-                    self.problem("notifications.signing_secret", msg);
-                    ok = false;
-                    None
-                }
-            },
-        };
-        let reminder_days = if t.entries.contains_key("reminder_days") {
-            match self.uint(t, "reminder_days", 1, 365) {
-                Some(d) => u32::try_from(d).ok(),
-                None => {
-                    ok = false;
-                    None
-                }
+/// The optional §13 keys of `[notifications]`.
+pub(super) fn read_notifications(t: &mut Fields<'_>) -> Option<LifecycleConfig> {
+    let before = t.problem_count();
+    let signing_secret = t
+        .string_with("signing_secret", Optional, |s| {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                SigningSecret::parse(s).map(Some).map_err(str::to_owned)
             }
-        } else {
-            Some(DEFAULT_REMINDER_DAYS)
-        };
-        if !ok {
-            return None;
-        }
-        Some(LifecycleConfig {
-            signing_secret,
-            reminder_days: reminder_days?,
-            ..LifecycleConfig::default()
         })
+        .flatten();
+    let reminder_days = if t.has("reminder_days") {
+        t.uint("reminder_days", Required, 1..=365)
+            .and_then(|d| u32::try_from(d).ok())
+    } else {
+        Some(DEFAULT_REMINDER_DAYS)
+    };
+    if t.problem_count() != before {
+        return None;
     }
+    Some(LifecycleConfig {
+        signing_secret,
+        reminder_days: reminder_days?,
+        ..LifecycleConfig::default()
+    })
+}
 
-    /// The optional letter keys of `[organisation]` (removed from `t` as they are read).
-    pub(super) fn lifecycle_organisation(&mut self, t: &mut Table<'_>) -> Option<Letterhead> {
-        let mut text = |r: &mut Reader, key: &str| {
-            r.opt_string(t, key)
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        };
-        Some(Letterhead {
-            address: text(self, "address"),
-            phone: text(self, "phone"),
-            email: text(self, "email"),
-            appeal_contact: text(self, "appeal_contact"),
-            advocacy_text: text(self, "advocacy_text"),
-        })
-    }
+/// The optional letter keys of `[organisation]`.
+pub(super) fn read_letterhead(t: &mut Fields<'_>) -> Option<Letterhead> {
+    let mut text = |key: &str| t.text(key, Optional, 2000);
+    Some(Letterhead {
+        address: text("address"),
+        phone: text("phone"),
+        email: text("email"),
+        appeal_contact: text("appeal_contact"),
+        advocacy_text: text("advocacy_text"),
+    })
+}
 
-    /// `[letters]`: `templates_dir`, a directory that must exist when given.
-    pub(super) fn lifecycle_letters(
-        &mut self,
-        v: Option<&figment::value::Value>,
-    ) -> Option<Option<PathBuf>> {
-        let mut t = self.table("letters", v);
-        let dir = self
-            .opt_string(&mut t, "templates_dir")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
-        self.finish(t);
-        match dir {
-            Some(d) if !d.is_dir() => {
-                self.problem(
-                    "letters.templates_dir",
-                    format!("{} is not a directory", d.display()),
-                );
-                None
-            }
-            other => Some(other),
+/// `[letters]`: `templates_dir`, a directory that must exist when given.
+pub(super) fn read_letters(t: &mut Fields<'_>) -> Option<Option<PathBuf>> {
+    let dir = t
+        .string("templates_dir", Optional)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    match dir {
+        Some(d) if !d.is_dir() => {
+            t.problem(
+                "templates_dir",
+                format!("{} is not a directory", d.display()),
+            );
+            None
         }
+        other => Some(other),
     }
 }
 

@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use figment::value::Value;
-use serde::Deserialize;
-
-use crate::config::{ConfigProblem, Secret};
+use crate::config::Secret;
+use crate::fields::{Fields, Optional, Required};
 
 /// The idle timeout when `console.session_idle_minutes` is not set.
 pub const DEFAULT_IDLE_MINUTES: u64 = 30;
@@ -44,88 +42,60 @@ pub struct OidcConfig {
     pub manager_roles: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConsole {
-    session_idle_minutes: Option<u64>,
-    oidc: Option<RawOidc>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOidc {
-    issuer: String,
-    client_id: String,
-    client_secret: String,
-    role_claim: String,
-    #[serde(default)]
-    agent_roles: Vec<String>,
-    #[serde(default)]
-    manager_roles: Vec<String>,
-}
-
-/// Read `[console]` (absent: the defaults). Problems are added to `problems`; `None` then.
-pub fn read(value: Option<&Value>, problems: &mut Vec<ConfigProblem>) -> Option<ConsoleConfig> {
-    let Some(value) = value else {
-        return Some(ConsoleConfig::default());
+/// Read `[console]` (`t`; absent reads as the defaults). Problems go into `t`; `None` then.
+pub fn read(t: &mut Fields<'_>) -> Option<ConsoleConfig> {
+    let before = t.problem_count();
+    let minutes = t
+        .uint("session_idle_minutes", Optional, 1..=720)
+        .unwrap_or(DEFAULT_IDLE_MINUTES);
+    let oidc = if t.has("oidc") {
+        let mut o = t.section("oidc");
+        let oidc = read_oidc(&mut o);
+        t.absorb(o);
+        oidc
+    } else {
+        None
     };
-    let raw: RawConsole = match value.deserialize() {
-        Ok(r) => r,
-        Err(e) => {
-            problems.push(ConfigProblem {
-                key: "console".into(),
-                message: e.to_string(),
-            });
-            return None;
-        }
-    };
-    let mut ok = true;
-    let mut problem = |key: &str, message: &str| {
-        problems.push(ConfigProblem {
-            key: format!("console.oidc.{key}"),
-            message: message.into(),
-        });
-        ok = false;
-    };
-    let oidc = raw.oidc.map(|o| {
-        match url::Url::parse(&o.issuer) {
-            Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {}
-            _ => problem("issuer", "must be an http(s) URL"),
-        }
-        if o.client_id.trim().is_empty() {
-            problem("client_id", "must not be empty");
-        }
-        if o.client_secret.is_empty() {
-            problem("client_secret", "must not be empty");
-        }
-        if o.role_claim.trim().is_empty() {
-            problem("role_claim", "must not be empty");
-        }
-        if o.agent_roles.is_empty() && o.manager_roles.is_empty() {
-            problem(
-                "agent_roles",
-                "agent_roles or manager_roles must name at least one role",
-            );
-        }
-        OidcConfig {
-            issuer: o.issuer,
-            client_id: o.client_id,
-            client_secret: Secret::new(o.client_secret),
-            role_claim: o.role_claim,
-            agent_roles: o.agent_roles,
-            manager_roles: o.manager_roles,
-        }
-    });
-    let minutes = raw.session_idle_minutes.unwrap_or(DEFAULT_IDLE_MINUTES);
-    if !(1..=720).contains(&minutes) {
-        problems.push(ConfigProblem {
-            key: "console.session_idle_minutes".into(),
-            message: "must be a whole number from 1 to 720".into(),
-        });
-        ok = false;
-    }
-    ok.then(|| ConsoleConfig {
+    (t.problem_count() == before).then(|| ConsoleConfig {
         session_idle: Duration::from_secs(minutes * 60),
         oidc,
+    })
+}
+
+/// `[console.oidc]`: the identity provider, and which of its roles make an agent or a manager.
+fn read_oidc(o: &mut Fields<'_>) -> Option<OidcConfig> {
+    // Kept exactly as written: the ID token's `iss` must match it, trailing slash and all.
+    let issuer = o.parsed(
+        "issuer",
+        Required,
+        |s| match url::Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                Ok(s.to_string())
+            }
+            _ => Err(()),
+        },
+        "must be an http(s) URL",
+    );
+    let client_id = o.text("client_id", Required, 500);
+    let client_secret = o.string("client_secret", Required);
+    if client_secret.as_deref() == Some("") {
+        o.problem("client_secret", "must not be empty");
+    }
+    let role_claim = o.text("role_claim", Required, 200);
+    let agent_roles = o.strings("agent_roles", Optional).unwrap_or_default();
+    let manager_roles = o.strings("manager_roles", Optional).unwrap_or_default();
+    if agent_roles.is_empty() && manager_roles.is_empty() {
+        o.problem(
+            "agent_roles",
+            "agent_roles or manager_roles must name at least one role",
+        );
+    }
+    Some(OidcConfig {
+        issuer: issuer?,
+        client_id: client_id?,
+        client_secret: Secret::new(client_secret?),
+        role_claim: role_claim?,
+        agent_roles,
+        manager_roles,
     })
 }

@@ -8,25 +8,10 @@ use async_trait::async_trait;
 use crate::domain::{CallId, CallerId, HangupResult, PhoneNumber, Provider};
 use crate::messages::SpokenMessage;
 
+pub mod rest;
 pub mod telnyx;
 pub mod twilio;
 pub mod vonage;
-
-/// The webhook routes of every provider.
-/// A platform switched off in the configuration (SPEC §11) has no routes: its webhooks answer 404.
-pub fn router(state: crate::state::AppState) -> axum::Router<crate::state::AppState> {
-    let mut router = axum::Router::new();
-    if state.config.twilio.enabled {
-        router = router.merge(twilio::webhook::routes());
-    }
-    if state.config.telnyx.enabled {
-        router = router.merge(telnyx::webhook::routes());
-    }
-    if state.config.vonage.enabled {
-        router = router.merge(vonage::webhook::routes());
-    }
-    router
-}
 
 /// An incoming call, as any platform reports it.
 #[derive(Clone, Debug)]

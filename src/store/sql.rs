@@ -637,7 +637,9 @@ macro_rules! shared_store {
                 }
 
                 /// Count the calls in the period of `call` and decide. Runs inside the caller's
-                /// transaction, which serialises decisions under the arrangement.
+                /// transaction, which serialises decisions under the arrangement. The decide
+                /// function is the pure engine; should it ever panic, this call fails alone
+                /// (with SQLite's group commit, other calls share the transaction).
                 pub(super) async fn decide_in(
                     conn: &mut Conn,
                     call: &NewCall,
@@ -649,7 +651,11 @@ macro_rules! shared_store {
                         }
                         None => 0,
                     };
-                    Ok((normalise_decision(decide(counted_before)), counted_before))
+                    let decision = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        decide(counted_before)
+                    }))
+                    .map_err(|_| StoreError::Internal("deciding the call failed".into()))?;
+                    Ok((normalise_decision(decision), counted_before))
                 }
 
                 /// Record a decided call; the driver's error is returned as it is, so that a

@@ -1,7 +1,8 @@
 //! The embedded SQLite store (one instance). Writes that must be race-free run in
 //! `BEGIN IMMEDIATE` transactions, which take SQLite's write lock up front; the busy timeout
 //! makes concurrent writers queue rather than fail. The SQL shared with PostgreSQL is in
-//! [`super::sql`]; this file holds what is SQLite's own.
+//! [`super::sql`]; this file holds what is SQLite's own. Decided calls are written by one
+//! writer task with group commit (`sqlite/group_commit.rs`).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use super::{DecideFn, NewCall, NewNotification, OutboxItem, RecordedDecision, St
 use crate::domain::{Arrangement, ArrangementId, PhoneNumber, Review, Termination, TerminationId};
 use shared::decode_outbox_item;
 
+mod group_commit;
 mod lifecycle;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -33,6 +35,9 @@ pub struct SqliteStore {
     /// SQLite's busy handler, whose growing sleeps (up to 100 ms each) made tail latency under
     /// concurrent writes hundreds of milliseconds.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Decided calls go through one writer task that commits them in batches (group commit:
+    /// [`group_commit`]); it takes `writer` for each batch.
+    decisions: group_commit::DecisionWriter,
 }
 
 shared_store!(SqliteStore, sqlx::Sqlite);
@@ -76,9 +81,12 @@ impl SqliteStore {
             tracing::error!(error = %e, "sqlite migrations failed");
             StoreError::Internal("database migration failed".into())
         })?;
+        let writer = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let decisions = group_commit::DecisionWriter::start(pool.clone(), writer.clone());
         Ok(SqliteStore {
             pool,
-            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            writer,
+            decisions,
         })
     }
 
@@ -157,34 +165,14 @@ impl Dialect for SqliteStore {
         None
     }
 
+    /// Queued to the group-commit writer: counted, decided and written in arrival order, in
+    /// one transaction with the calls queued behind the writer, and answered after the commit.
     async fn decide_and_record_locked(
         &self,
         call: NewCall,
         decide: DecideFn,
     ) -> Result<RecordedDecision, StoreError> {
-        let (_turn, mut tx) = self.begin_immediate().await?;
-        let known: Option<String> = sqlx::query_scalar("SELECT id FROM arrangements WHERE id = $1")
-            .bind(call.arrangement.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        if known.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        if let Some(existing) = Self::find_call(&mut *tx, call.provider, &call.call_id).await? {
-            tx.rollback().await.map_err(map_sqlx)?;
-            return Self::replayed(existing);
-        }
-        let (decision, counted_before) = Self::decide_in(&mut tx, &call, decide).await?;
-        Self::insert_call(&mut tx, &call, &decision, counted_before)
-            .await
-            .map_err(map_sqlx)?;
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(RecordedDecision {
-            decision,
-            counted_before,
-            replayed: false,
-        })
+        self.decisions.decide_and_record(call, decide).await
     }
 
     async fn complete_termination_locked(

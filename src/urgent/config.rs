@@ -12,12 +12,8 @@
 //! Off when the table is absent or `enabled = false`; then nothing else is required. When on,
 //! a target is required for every platform that is switched on.
 
-use std::collections::BTreeMap;
-
-use figment::value::Value;
-
-use crate::config::{ConfigProblem, TelnyxTarget, TwilioTarget};
-use crate::domain::PhoneNumber;
+use crate::config::{parse_telnyx_target, parse_twilio_target, TelnyxTarget, TwilioTarget};
+use crate::fields::{Fields, Optional};
 use crate::providers::vonage::VonageEndpoint;
 
 /// The key path of the table.
@@ -92,149 +88,74 @@ pub struct Platforms {
     pub vonage: bool,
 }
 
-fn problem(problems: &mut Vec<ConfigProblem>, key: &str, message: impl Into<String>) {
-    problems.push(ConfigProblem {
-        key: format!("{PATH}.{key}"),
-        message: message.into(),
-    });
+/// Read `[decision.urgent]` (`t`; `present` when the table is written). Every problem goes into
+/// `t` with its key path; the configuration is returned only when there is none.
+pub fn read(t: &mut Fields<'_>, present: bool, platforms: Platforms) -> Option<UrgentConfig> {
+    if !present {
+        return Some(UrgentConfig::default());
+    }
+    let before = t.problem_count();
+    let defaults = UrgentConfig::default();
+    let enabled = t.boolean("enabled", Optional).unwrap_or(true);
+    let digit = t.parsed(
+        "digit",
+        Optional,
+        |s| {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Ok(c),
+                _ => Err(()),
+            }
+        },
+        "must be one key: a digit 0-9, \"*\" or \"#\"",
+    );
+    let twilio = target(
+        t,
+        "twilio",
+        enabled && platforms.twilio,
+        parse_twilio_target,
+        "must be client:IDENTITY, sip:URI or +E.164",
+    );
+    let telnyx = target(
+        t,
+        "telnyx",
+        enabled && platforms.telnyx,
+        parse_telnyx_target,
+        "must be sip:URI or +E.164",
+    );
+    let vonage = target(
+        t,
+        "vonage",
+        enabled && platforms.vonage,
+        VonageEndpoint::parse,
+        "must be sip:URI, +E.164 or app:USER",
+    );
+    (t.problem_count() == before).then(|| UrgentConfig {
+        enabled,
+        digit: digit.unwrap_or(defaults.digit),
+        twilio,
+        telnyx,
+        vonage,
+    })
 }
 
-fn is_sip(s: &str) -> bool {
-    s.strip_prefix("sip:")
-        .or_else(|| s.strip_prefix("sips:"))
-        .is_some_and(|rest| {
-            !rest.is_empty()
-                && !rest
-                    .chars()
-                    .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == '"')
-        })
-}
-
-fn e164(s: &str) -> Option<PhoneNumber> {
-    PhoneNumber::parse(s).ok().filter(|n| n.as_str() == s)
-}
-
-/// A Twilio target, as `[[staff]] twilio`: `client:IDENTITY`, `sip:URI` or `+E164`.
-pub fn parse_twilio_target(s: &str) -> Option<TwilioTarget> {
-    if let Some(identity) = s.strip_prefix("client:") {
-        let ok = !identity.is_empty()
-            && identity
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c));
-        return ok.then(|| TwilioTarget::Client(identity.to_owned()));
-    }
-    if is_sip(s) {
-        return Some(TwilioTarget::Sip(s.to_owned()));
-    }
-    e164(s).map(TwilioTarget::Number)
-}
-
-/// A Telnyx target, as `[[staff]] telnyx`: `sip:URI` or `+E164`.
-pub fn parse_telnyx_target(s: &str) -> Option<TelnyxTarget> {
-    if is_sip(s) {
-        return Some(TelnyxTarget::Sip(s.to_owned()));
-    }
-    e164(s).map(TelnyxTarget::Number)
-}
-
-fn string_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(_, s) => Some(s.clone()),
-        Value::Num(_, n) => n.to_i128().map(|v| v.to_string()),
-        _ => None,
-    }
-}
-
-/// Read `[decision.urgent]` (`section` is the raw table, if any). Every problem is returned with
-/// its key path; the configuration only when there is none.
-pub fn read(
-    section: Option<&Value>,
-    platforms: Platforms,
-) -> (Option<UrgentConfig>, Vec<ConfigProblem>) {
-    let mut problems = Vec::new();
-    let Some(section) = section else {
-        return (Some(UrgentConfig::default()), problems);
-    };
-    let Value::Dict(_, dict) = section else {
-        problems.push(ConfigProblem {
-            key: PATH.into(),
-            message: "must be a table".into(),
-        });
-        return (None, problems);
-    };
-    let mut keys: BTreeMap<String, &Value> = dict.iter().map(|(k, v)| (k.clone(), v)).collect();
-    let mut cfg = UrgentConfig::default();
-
-    match keys.remove("enabled") {
-        None => cfg.enabled = true,
-        Some(Value::Bool(_, b)) => cfg.enabled = *b,
-        Some(Value::String(_, s)) if s == "true" || s == "false" => cfg.enabled = s == "true",
-        Some(_) => problem(&mut problems, "enabled", "must be true or false"),
-    }
-    if let Some(v) = keys.remove("digit") {
-        let s = string_of(v).unwrap_or_default();
-        let mut chars = s.chars();
-        match (chars.next(), chars.next()) {
-            (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => cfg.digit = c,
-            _ => problem(
-                &mut problems,
-                "digit",
-                "must be one key: a digit 0-9, \"*\" or \"#\"",
-            ),
-        }
-    }
-    if let Some(v) = keys.remove("twilio") {
-        match string_of(v).as_deref().and_then(parse_twilio_target) {
-            Some(t) => cfg.twilio = Some(t),
-            None => problem(
-                &mut problems,
-                "twilio",
-                "must be client:IDENTITY, sip:URI or +E.164",
-            ),
-        }
-    } else if cfg.enabled && platforms.twilio {
-        problem(
-            &mut problems,
-            "twilio",
-            "is required: the urgent route is enabled and so is [twilio]",
+/// A platform's duty target, required when the route is on and so is the platform.
+fn target<T>(
+    t: &mut Fields<'_>,
+    key: &str,
+    required: bool,
+    parse: fn(&str) -> Option<T>,
+    message: &str,
+) -> Option<T> {
+    if !t.has(key) && required {
+        t.take(key);
+        t.problem(
+            key,
+            format!("is required: the urgent route is enabled and so is [{key}]"),
         );
+        return None;
     }
-    if let Some(v) = keys.remove("telnyx") {
-        match string_of(v).as_deref().and_then(parse_telnyx_target) {
-            Some(t) => cfg.telnyx = Some(t),
-            None => problem(&mut problems, "telnyx", "must be sip:URI or +E.164"),
-        }
-    } else if cfg.enabled && platforms.telnyx {
-        problem(
-            &mut problems,
-            "telnyx",
-            "is required: the urgent route is enabled and so is [telnyx]",
-        );
-    }
-    if let Some(v) = keys.remove("vonage") {
-        match string_of(v).as_deref().and_then(VonageEndpoint::parse) {
-            Some(t) => cfg.vonage = Some(t),
-            None => problem(
-                &mut problems,
-                "vonage",
-                "must be sip:URI, +E.164 or app:USER",
-            ),
-        }
-    } else if cfg.enabled && platforms.vonage {
-        problem(
-            &mut problems,
-            "vonage",
-            "is required: the urgent route is enabled and so is [vonage]",
-        );
-    }
-    for key in keys.keys() {
-        problem(&mut problems, key, "unknown key");
-    }
-    if problems.is_empty() {
-        (Some(cfg), problems)
-    } else {
-        (None, problems)
-    }
+    t.parsed(key, Optional, |s| parse(s).ok_or(()), message)
 }
 
 #[cfg(test)]
@@ -242,9 +163,23 @@ pub fn read(
 mod tests {
     use super::*;
 
-    fn value(toml_text: &str) -> Value {
+    use crate::config::ConfigProblem;
+    use crate::domain::PhoneNumber;
+    use crate::fields::Source;
+
+    fn value(toml_text: &str) -> serde_json::Value {
         let table: toml::Table = toml_text.parse().unwrap();
-        Value::serialize(table).unwrap()
+        serde_json::to_value(table).unwrap()
+    }
+
+    /// Read as the configuration does: the table under `decision.urgent`.
+    fn read_urgent(
+        v: Option<&serde_json::Value>,
+        platforms: Platforms,
+    ) -> (Option<UrgentConfig>, Vec<ConfigProblem>) {
+        let mut t = Fields::new(Source::Config, PATH, v);
+        let cfg = read(&mut t, v.is_some(), platforms);
+        (cfg, t.finish())
     }
 
     const ALL: Platforms = Platforms {
@@ -255,7 +190,7 @@ mod tests {
 
     #[test]
     fn absent_is_off() {
-        let (cfg, problems) = read(None, ALL);
+        let (cfg, problems) = read_urgent(None, ALL);
         assert!(problems.is_empty());
         assert!(!cfg.unwrap().enabled);
     }
@@ -269,7 +204,7 @@ twilio = "client:duty"
 telnyx = "+447700900999"
 vonage = "app:duty""##,
         );
-        let (cfg, problems) = read(Some(&v), ALL);
+        let (cfg, problems) = read_urgent(Some(&v), ALL);
         assert!(problems.is_empty(), "{problems:?}");
         let cfg = cfg.unwrap();
         assert_eq!(cfg.digit, '#');
@@ -289,7 +224,7 @@ vonage = "app:duty""##,
     #[test]
     fn a_target_is_required_for_each_enabled_platform() {
         let v = value(r#"twilio = "client:duty""#);
-        let (cfg, problems) = read(
+        let (cfg, problems) = read_urgent(
             Some(&v),
             Platforms {
                 twilio: true,
@@ -298,14 +233,14 @@ vonage = "app:duty""##,
             },
         );
         assert!(cfg.is_none());
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        let keys: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(keys, ["decision.urgent.vonage"]);
     }
 
     #[test]
     fn disabled_needs_nothing_and_bad_values_are_named() {
         let v = value("enabled = false");
-        let (cfg, problems) = read(Some(&v), ALL);
+        let (cfg, problems) = read_urgent(Some(&v), ALL);
         assert!(problems.is_empty());
         assert!(!cfg.unwrap().enabled);
 
@@ -317,8 +252,8 @@ telnyx = "client:x"
 vonage = "07700"
 colour = "red""#,
         );
-        let (_, problems) = read(Some(&v), ALL);
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        let (_, problems) = read_urgent(Some(&v), ALL);
+        let keys: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             keys,
             [

@@ -84,6 +84,8 @@ async fn a_full_run_logs_no_numbers_tokens_or_signatures() {
             ("FAIRLINE_LOG_FORMAT", "json"),
             ("RUST_LOG", "debug"),
             ("FAIRLINE_TWILIO__API_BASE_URL", api.as_str()),
+            // Generous: this test is about what is logged, and a loaded machine is slow.
+            ("FAIRLINE_SERVER__REQUEST_TIMEOUT_MS", "60000"),
         ],
         Some(&log),
     )

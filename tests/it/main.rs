@@ -6,6 +6,7 @@ mod app;
 mod console;
 mod console_browser;
 mod console_oidc;
+mod durable;
 mod letters;
 mod lifecycle;
 mod logs;

@@ -63,6 +63,10 @@ async fn cleanup(url: &str, schema: &str, apps: Vec<TestApp>) {
     let _ = PgStore::drop_schema(url, schema).await;
 }
 
+/// These tests count calls under an arrangement: a lookup that times out on a loaded machine
+/// would be decided by the failure policy instead (tested on its own below).
+const GENEROUS_LOOKUP: &str = "[decision]\nlookup_timeout_ms = 30000\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scale_fifty_racing_calls_on_two_instances_count_once() {
     let Some((url, schema)) =
@@ -70,10 +74,10 @@ async fn scale_fifty_racing_calls_on_two_instances_count_once() {
     else {
         return;
     };
-    let a = TestApp::spawn_pg(&url, &schema, "", Overrides::default())
+    let a = TestApp::spawn_pg(&url, &schema, GENEROUS_LOOKUP, Overrides::default())
         .await
         .unwrap();
-    let b = TestApp::spawn_pg(&url, &schema, "", Overrides::default())
+    let b = TestApp::spawn_pg(&url, &schema, GENEROUS_LOOKUP, Overrides::default())
         .await
         .unwrap();
     let number = "+442920123456";

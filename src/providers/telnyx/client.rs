@@ -8,28 +8,12 @@ use serde_json::Value;
 use super::commands::{new_command_id, Command};
 use crate::config::{Secret, TelnyxConfig};
 use crate::domain::{CallId, HangupResult, Provider};
+pub use crate::providers::rest::RetryPolicy;
+use crate::providers::rest::{Operation, Retryable};
 use crate::providers::{CallControl, CallInfo, ProviderError};
 
 /// Telnyx's error code for "Call has already ended".
 pub const ERROR_CALL_ENDED: &str = "90018";
-
-/// How often and how patiently a command is retried after a connection error, a timeout or a 5xx.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts, at least 1.
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled before each later one.
-    pub first_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 3,
-            first_backoff: Duration::from_millis(200),
-        }
-    }
-}
 
 /// A Telnyx Call Control client. Cheap to clone (the HTTP connection pool is shared).
 #[derive(Clone, Debug)]
@@ -150,62 +134,40 @@ impl TelnyxClient {
         };
         let body = Value::Object(body);
         let url = self.action_url(call_control_id, action);
-        let attempts = self.retry.attempts.max(1);
-        let mut backoff = self.retry.first_backoff;
-        let mut last_problem = String::new();
-
-        for attempt in 1..=attempts {
-            if attempt > 1 {
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-            }
-            let result = self
-                .http
-                .post(url.clone())
-                .bearer_auth(self.api_key.expose())
-                .json(&body)
-                .send()
-                .await;
-            match result {
-                Err(e) => {
-                    last_problem = if e.is_timeout() {
-                        "timed out".to_owned()
-                    } else if e.is_connect() {
-                        "could not connect".to_owned()
-                    } else {
-                        "request failed".to_owned()
-                    };
-                    tracing::warn!(call_id = %call_control_id, action, %command_id, attempt,
-                        problem = %last_problem, "telnyx command failed");
+        let operation = Operation {
+            provider: "telnyx",
+            what: action,
+            retry: self.retry,
+            retryable: Retryable::ServerErrors,
+        };
+        let answer = operation
+            .send(|| {
+                Ok(self
+                    .http
+                    .post(url.clone())
+                    .bearer_auth(self.api_key.expose())
+                    .json(&body))
+            })
+            .await
+            .map_err(|e| match e {
+                ProviderError::Unreachable(why) => {
+                    ProviderError::Unreachable(format!("{why} (call {call_control_id})"))
                 }
-                Ok(resp) => {
-                    let status = resp.status();
-                    if status.is_success() {
-                        tracing::debug!(call_id = %call_control_id, action, %command_id, attempt,
-                            "telnyx command accepted");
-                        return Ok(Ok(()));
-                    }
-                    let text = resp.text().await.unwrap_or_default();
-                    if status.is_server_error() {
-                        last_problem = format!("HTTP {}", status.as_u16());
-                        tracing::warn!(call_id = %call_control_id, action, %command_id, attempt,
-                            status = status.as_u16(), "telnyx command failed");
-                        continue;
-                    }
-                    let (codes, detail) = describe_errors(&text);
-                    tracing::warn!(call_id = %call_control_id, action, %command_id,
-                        status = status.as_u16(), codes = ?codes, "telnyx refused the command");
-                    return Ok(Err(ClientError {
-                        status: status.as_u16(),
-                        codes,
-                        detail,
-                    }));
-                }
-            }
+                other => other,
+            })?;
+        let status = answer.status.as_u16();
+        if answer.status.is_success() {
+            tracing::debug!(call_id = %call_control_id, action, %command_id, "telnyx command accepted");
+            return Ok(Ok(()));
         }
-        Err(ProviderError::Unreachable(format!(
-            "{action} for {call_control_id}: {last_problem} after {attempts} attempt(s)"
-        )))
+        let (codes, detail) = describe_errors(&answer.body);
+        tracing::warn!(call_id = %call_control_id, action, %command_id, status, codes = ?codes,
+            "telnyx refused the command");
+        Ok(Err(ClientError {
+            status,
+            codes,
+            detail,
+        }))
     }
 }
 
@@ -296,7 +258,7 @@ mod tests {
             .unwrap()
             .with_retry_policy(RetryPolicy {
                 attempts: 3,
-                first_backoff: Duration::from_millis(10),
+                initial_backoff: Duration::from_millis(10),
             })
     }
 

@@ -4,8 +4,8 @@
 //! are ignored. A v1 envelope (no `data` wrapper, `event_type` such as `call_initiated` at the
 //! top level) is reported as [`ParseError::ApiV1`] so the operator can fix the application.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use http::StatusCode;
 use serde::Deserialize;
 
 use super::state::ClientState;

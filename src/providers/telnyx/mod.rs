@@ -76,7 +76,7 @@ mod tests {
         let ts = "1705314600";
         let sig = base64::engine::general_purpose::STANDARD
             .encode(key.sign(format!("{ts}|{body}").as_bytes()).to_bytes());
-        let mut headers = axum::http::HeaderMap::new();
+        let mut headers = http::HeaderMap::new();
         headers.insert(SIGNATURE_HEADER, sig.parse().unwrap());
         headers.insert(TIMESTAMP_HEADER, ts.parse().unwrap());
 

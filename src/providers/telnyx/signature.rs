@@ -4,11 +4,11 @@
 //! [`UnverifiedEvent::verify`] or, when `telnyx.verify_signatures = false`,
 //! [`UnverifiedEvent::skip_verification`]) can be parsed, so forgetting the check does not compile.
 
-use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, VerifyingKey};
+use http::{HeaderMap, StatusCode};
 
 use super::events::{parse_event, ParseError, TelnyxEvent};
 

@@ -12,30 +12,14 @@ use serde::Deserialize;
 
 use crate::config::{Secret, TwilioConfig};
 use crate::domain::{CallId, CallerId, HangupResult, Provider};
+pub use crate::providers::rest::RetryPolicy;
+use crate::providers::rest::{Answer, Operation, Retryable};
 use crate::providers::{CallControl, CallInfo, ProviderError};
 
 /// Twilio error code "Call is not in-progress".
 const CALL_NOT_IN_PROGRESS: i64 = 21220;
 /// How many parent links [`TwilioClient::lookup_call`] follows at most.
 const MAX_PARENT_HOPS: usize = 2;
-
-/// How requests are retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all (at least 1).
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled for each further attempt.
-    pub initial_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 3,
-            initial_backoff: Duration::from_millis(200),
-        }
-    }
-}
 
 /// A Twilio REST client for one account, implementing [`CallControl`].
 #[derive(Clone)]
@@ -80,11 +64,6 @@ struct ApiError {
 }
 
 /// What one request came back with, after retries.
-struct Answer {
-    status: reqwest::StatusCode,
-    body: String,
-}
-
 impl TwilioClient {
     /// A client for `cfg.account_sid` at `cfg.api_base_url`. Fails (never panics) when the base
     /// URL is not an http(s) URL or the HTTP client cannot be built; both are reported as
@@ -116,10 +95,7 @@ impl TwilioClient {
 
     /// Replace the retry policy (tests use short back-offs).
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = RetryPolicy {
-            attempts: retry.attempts.max(1),
-            ..retry
-        };
+        self.retry = retry.at_least_once();
         self
     }
 
@@ -143,43 +119,15 @@ impl TwilioClient {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Answer, ProviderError> {
-        let mut backoff = self.retry.initial_backoff;
-        let mut last_problem = String::new();
-        for attempt in 1..=self.retry.attempts {
-            if attempt > 1 {
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-            }
-            let result = build()
-                .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-                .send()
-                .await;
-            match result {
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.text().await {
-                        Ok(body) if !status.is_server_error() => {
-                            return Ok(Answer { status, body })
-                        }
-                        Ok(_) => last_problem = format!("HTTP {}", status.as_u16()),
-                        Err(e) => last_problem = transport_problem(&e),
-                    }
-                }
-                Err(e) => last_problem = transport_problem(&e),
-            }
-            tracing::warn!(
-                provider = "twilio",
-                operation = what,
-                attempt,
-                attempts = self.retry.attempts,
-                problem = %last_problem,
-                "Twilio request failed"
-            );
-        }
-        Err(ProviderError::Unreachable(format!(
-            "{last_problem} after {} attempt(s)",
-            self.retry.attempts
-        )))
+        let operation = Operation {
+            provider: "twilio",
+            what,
+            retry: self.retry,
+            retryable: Retryable::ServerErrors,
+        };
+        operation
+            .send(|| Ok(build().basic_auth(&self.account_sid, Some(self.auth_token.expose()))))
+            .await
     }
 
     async fn fetch(&self, call_sid: &str) -> Result<CallResource, ProviderError> {
@@ -196,17 +144,6 @@ impl TwilioClient {
             detail: format!("unexpected call resource: {e}"),
         })
     }
-}
-
-fn transport_problem(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    format!("{kind}: {e}")
 }
 
 fn api_error(body: &str) -> Option<ApiError> {

@@ -110,9 +110,9 @@ impl UnverifiedRequest {
         self
     }
 
-    /// Build from an axum/http request's parts. A header value that is not visible ASCII is
+    /// Build from an HTTP request's parts. A header value that is not visible ASCII is
     /// kept lossily (and so fails verification).
-    pub fn from_http(uri: &axum::http::Uri, headers: &axum::http::HeaderMap, body: Bytes) -> Self {
+    pub fn from_http(uri: &http::Uri, headers: &http::HeaderMap, body: Bytes) -> Self {
         let path_and_query = uri
             .path_and_query()
             .map(|pq| pq.as_str().to_owned())
@@ -751,8 +751,8 @@ mod tests {
 
     #[test]
     fn from_http_takes_the_raw_target_and_headers() {
-        let uri: axum::http::Uri = "/webhooks/twilio/voice?x=a%20b".parse().unwrap();
-        let mut headers = axum::http::HeaderMap::new();
+        let uri: http::Uri = "/webhooks/twilio/voice?x=a%20b".parse().unwrap();
+        let mut headers = http::HeaderMap::new();
         headers.insert("x-twilio-signature", "abc=".parse().unwrap());
         let req = UnverifiedRequest::from_http(&uri, &headers, Bytes::new());
         assert_eq!(req.path_and_query, "/webhooks/twilio/voice?x=a%20b");

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{CallId, CallerId, Provider};
-use crate::providers::twilio::RetryPolicy;
+use crate::providers::rest::{Answer, Operation, RetryPolicy, Retryable};
 use crate::providers::{CallControl, CallInfo, HangupResult, ProviderError};
 
 use super::config::VonageConfig;
@@ -82,11 +82,6 @@ struct CallResource {
     from: Option<Party>,
 }
 
-struct Answer {
-    status: reqwest::StatusCode,
-    body: String,
-}
-
 impl VonageClient {
     /// A client for `cfg.application_id` at `cfg.api_base_url`. When Vonage is enabled the
     /// private key must parse (the configuration has checked it); when disabled no key is
@@ -132,10 +127,7 @@ impl VonageClient {
 
     /// Replace the retry policy (tests use short back-offs).
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = RetryPolicy {
-            attempts: retry.attempts.max(1),
-            ..retry
-        };
+        self.retry = retry.at_least_once();
         self
     }
 
@@ -179,39 +171,16 @@ impl VonageClient {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Answer, ProviderError> {
-        let mut backoff = self.retry.initial_backoff;
-        let mut last_problem = String::new();
-        for attempt in 1..=self.retry.attempts {
-            if attempt > 1 {
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-            }
-            let jwt = self.application_jwt()?;
-            match build().bearer_auth(jwt).send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retryable = status.is_server_error() || status.as_u16() == 429;
-                    match resp.text().await {
-                        Ok(body) if !retryable => return Ok(Answer { status, body }),
-                        Ok(_) => last_problem = format!("HTTP {}", status.as_u16()),
-                        Err(e) => last_problem = transport_problem(&e),
-                    }
-                }
-                Err(e) => last_problem = transport_problem(&e),
-            }
-            tracing::warn!(
-                provider = "vonage",
-                operation = what,
-                attempt,
-                attempts = self.retry.attempts,
-                problem = %last_problem,
-                "Vonage request failed"
-            );
-        }
-        Err(ProviderError::Unreachable(format!(
-            "{last_problem} after {} attempt(s)",
-            self.retry.attempts
-        )))
+        let operation = Operation {
+            provider: "vonage",
+            what,
+            retry: self.retry,
+            retryable: Retryable::ServerErrorsAndTooMany,
+        };
+        // A fresh application JWT for each attempt.
+        operation
+            .send(|| Ok(build().bearer_auth(self.application_jwt()?)))
+            .await
     }
 
     async fn fetch(&self, uuid: &str) -> Result<CallResource, ProviderError> {
@@ -241,17 +210,6 @@ impl KindName for jsonwebtoken::errors::Error {
             _ => "signing failed",
         }
     }
-}
-
-fn transport_problem(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    format!("{kind}: {e}")
 }
 
 fn rejected(answer: &Answer) -> ProviderError {

@@ -16,10 +16,11 @@
 
 use std::collections::BTreeMap;
 
-use figment::value::Value;
+use serde_json::Value;
 
-use crate::config::{ConfigProblem, Secret};
+use crate::config::Secret;
 use crate::domain::{PhoneNumber, StaffId};
+use crate::fields::{Fields, Optional, Source};
 
 /// Vonage's REST API host.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.nexmo.com";
@@ -146,114 +147,85 @@ impl VonageConfig {
     }
 }
 
-/// Read `[vonage]` (`section`, absent when `None`) and the `vonage` keys of `[[staff]]`
-/// (`staff`, the raw array). Every problem is returned, with its key path; the config is only
-/// returned when there is none.
-pub fn read(
-    section: Option<&Value>,
-    staff: Option<&Value>,
-) -> (Option<VonageConfig>, Vec<ConfigProblem>) {
-    let mut r = SectionReader::default();
-    let staff_map = r.staff(staff);
-    let Some(section) = section else {
+/// Read `[vonage]` (`t`; `present` when the operator wrote it) and the `vonage` keys of
+/// `[[staff]]` (`staff`, the raw list). Every problem goes into `t`, with its key path; the
+/// config is only returned when there is none.
+pub fn read(t: &mut Fields<'_>, present: bool, staff: Option<&Value>) -> Option<VonageConfig> {
+    let before = t.problem_count();
+    let staff_map = read_staff(t, staff);
+    if !present {
         let cfg = VonageConfig {
             staff: staff_map,
             ..VonageConfig::default()
         };
-        return finish(r, cfg);
-    };
-    let Value::Dict(_, dict) = section else {
-        r.problem("vonage", "must be a table");
-        return (None, r.problems);
-    };
-    let mut keys: BTreeMap<String, &Value> = dict.iter().map(|(k, v)| (k.clone(), v)).collect();
-    let enabled = r.boolean(&mut keys, "enabled").unwrap_or(true);
-    let verify_signatures = r.boolean(&mut keys, "verify_signatures").unwrap_or(true);
-    let application_id = r.string(&mut keys, "application_id");
-    let private_key = r.string(&mut keys, "private_key");
-    let signature_secret = r.string(&mut keys, "signature_secret");
-    let api_base_url = r.string(&mut keys, "api_base_url");
-    let continue_to = r.string(&mut keys, "continue_to");
-    for key in keys.keys() {
-        r.problem(&format!("vonage.{key}"), "unknown key");
+        return (t.problem_count() == before).then_some(cfg);
     }
+    let enabled = t.boolean("enabled", Optional).unwrap_or(true);
+    let verify_signatures = t.boolean("verify_signatures", Optional).unwrap_or(true);
+    let application_id = t.string("application_id", Optional);
+    let private_key = t.string("private_key", Optional);
+    let signature_secret = t.string("signature_secret", Optional);
+    let api_base_url = t.url("api_base_url", Optional, false).flatten();
+    let continue_to_raw = t.string("continue_to", Optional).filter(|s| !s.is_empty());
+    let continue_to = continue_to_raw.as_deref().and_then(|raw| {
+        let endpoint = VonageEndpoint::parse(raw);
+        if endpoint.is_none() {
+            t.problem(
+                "continue_to",
+                "must be a sip: URI, a +E.164 number or app:USER",
+            );
+        }
+        endpoint
+    });
 
-    let mut cfg = VonageConfig {
+    let cfg = VonageConfig {
         enabled,
         verify_signatures,
         staff: staff_map,
-        ..VonageConfig::default()
+        application_id: application_id.unwrap_or_default(),
+        signature_secret: Secret::new(signature_secret.unwrap_or_default()),
+        private_key: Secret::new(normalise_pem(&private_key.unwrap_or_default())),
+        api_base_url: api_base_url.unwrap_or_else(|| DEFAULT_API_BASE_URL.to_owned()),
+        continue_to,
     };
-    match api_base_url.as_deref() {
-        None => {}
-        Some(raw) => match url::Url::parse(raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                cfg.api_base_url = raw.trim_end_matches('/').to_owned();
-            }
-            _ => r.problem(
-                "vonage.api_base_url",
-                &format!("{raw:?} is not an http(s) URL"),
-            ),
-        },
-    }
-    if let Some(raw) = continue_to.as_deref().filter(|s| !s.is_empty()) {
-        match VonageEndpoint::parse(raw) {
-            Some(e) => cfg.continue_to = Some(e),
-            None => r.problem(
-                "vonage.continue_to",
-                "must be a sip: URI, a +E.164 number or app:USER",
-            ),
-        }
-    }
-    cfg.application_id = application_id.unwrap_or_default();
-    cfg.signature_secret = Secret::new(signature_secret.unwrap_or_default());
-    cfg.private_key = Secret::new(normalise_pem(&private_key.unwrap_or_default()));
-
     if enabled {
-        if cfg.application_id.trim().is_empty() {
-            r.problem(
-                "vonage.application_id",
-                "is required when [vonage] is enabled",
-            );
-        }
-        if cfg.continue_to.is_none() && continue_to.as_deref().is_none_or(str::is_empty) {
-            r.problem(
-                "vonage.continue_to",
-                "is required when [vonage] is enabled (sip:URI, +E.164 or app:USER)",
-            );
-        }
-        if cfg.private_key.is_empty() {
-            r.problem(
-                "vonage.private_key",
-                "is required when [vonage] is enabled: the application's RSA private key, PEM \
-                 (FAIRLINE_VONAGE__PRIVATE_KEY)",
-            );
-        } else if jsonwebtoken::EncodingKey::from_rsa_pem(cfg.private_key.expose().as_bytes())
-            .is_err()
-        {
-            // Never echo the value.
-            r.problem(
-                "vonage.private_key",
-                "is not an RSA private key in PEM form (-----BEGIN PRIVATE KEY----- or \
-                 -----BEGIN RSA PRIVATE KEY-----)",
-            );
-        }
-        if cfg.verify_signatures && cfg.signature_secret.is_empty() {
-            r.problem(
-                "vonage.signature_secret",
-                "is empty but vonage.verify_signatures = true: set the account's signature \
-                 secret (FAIRLINE_VONAGE__SIGNATURE_SECRET)",
-            );
-        }
+        required_when_enabled(t, &cfg, continue_to_raw.is_some());
     }
-    finish(r, cfg)
+    (t.problem_count() == before).then_some(cfg)
 }
 
-fn finish(r: SectionReader, cfg: VonageConfig) -> (Option<VonageConfig>, Vec<ConfigProblem>) {
-    if r.problems.is_empty() {
-        (Some(cfg), r.problems)
-    } else {
-        (None, r.problems)
+/// What an enabled `[vonage]` must have.
+fn required_when_enabled(t: &mut Fields<'_>, cfg: &VonageConfig, continue_to_written: bool) {
+    if cfg.application_id.trim().is_empty() {
+        t.problem("application_id", "is required when [vonage] is enabled");
+    }
+    if cfg.continue_to.is_none() && !continue_to_written {
+        t.problem(
+            "continue_to",
+            "is required when [vonage] is enabled (sip:URI, +E.164 or app:USER)",
+        );
+    }
+    if cfg.private_key.is_empty() {
+        t.problem(
+            "private_key",
+            "is required when [vonage] is enabled: the application's RSA private key, PEM \
+             (FAIRLINE_VONAGE__PRIVATE_KEY)",
+        );
+    } else if jsonwebtoken::EncodingKey::from_rsa_pem(cfg.private_key.expose().as_bytes()).is_err()
+    {
+        // Never echo the value.
+        t.problem(
+            "private_key",
+            "is not an RSA private key in PEM form (-----BEGIN PRIVATE KEY----- or \
+             -----BEGIN RSA PRIVATE KEY-----)",
+        );
+    }
+    if cfg.verify_signatures && cfg.signature_secret.is_empty() {
+        t.problem(
+            "signature_secret",
+            "is empty but vonage.verify_signatures = true: set the account's signature \
+             secret (FAIRLINE_VONAGE__SIGNATURE_SECRET)",
+        );
     }
 }
 
@@ -266,71 +238,35 @@ fn normalise_pem(raw: &str) -> String {
     }
 }
 
-#[derive(Default)]
-struct SectionReader {
-    problems: Vec<ConfigProblem>,
-}
-
-impl SectionReader {
-    fn problem(&mut self, key: &str, message: &str) {
-        self.problems.push(ConfigProblem {
-            key: key.to_owned(),
-            message: message.to_owned(),
+/// The `vonage` key of every `[[staff]]` table (the rest of each table is read, and its
+/// problems reported, by `config::staff`).
+fn read_staff(t: &mut Fields<'_>, staff: Option<&Value>) -> BTreeMap<StaffId, VonageEndpoint> {
+    let mut out = BTreeMap::new();
+    let Some(Value::Array(items)) = staff else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        if !item.is_object() {
+            continue; // reported by the main staff reader
+        }
+        let mut member = Fields::new(Source::Config, &format!("staff[{i}]"), Some(item));
+        let endpoint = member.string_with("vonage", Optional, |raw| {
+            VonageEndpoint::parse(raw)
+                .ok_or_else(|| format!("{raw:?} is not sip:URI, +E.164 or app:USER"))
         });
-    }
-
-    fn string(&mut self, keys: &mut BTreeMap<String, &Value>, key: &str) -> Option<String> {
-        match keys.remove(key)? {
-            Value::String(_, s) => Some(s.clone()),
-            _ => {
-                self.problem(&format!("vonage.{key}"), "must be a string");
-                None
-            }
+        // A bad or missing id is reported by the main staff reader.
+        let id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| StaffId::parse(id).ok());
+        if let (Some(id), Some(endpoint)) = (id, endpoint) {
+            out.insert(id, endpoint);
+        }
+        for problem in member.finish_shared() {
+            t.problem_at(problem.field, problem.message);
         }
     }
-
-    fn boolean(&mut self, keys: &mut BTreeMap<String, &Value>, key: &str) -> Option<bool> {
-        match keys.remove(key)? {
-            Value::Bool(_, b) => Some(*b),
-            Value::String(_, s) if s == "true" || s == "false" => Some(s == "true"),
-            _ => {
-                self.problem(&format!("vonage.{key}"), "must be true or false");
-                None
-            }
-        }
-    }
-
-    /// The `vonage` key of every `[[staff]]` table (the rest of the table is read, and its
-    /// problems reported, by `src/config.rs`).
-    fn staff(&mut self, staff: Option<&Value>) -> BTreeMap<StaffId, VonageEndpoint> {
-        let mut out = BTreeMap::new();
-        let Some(Value::Array(_, items)) = staff else {
-            return out;
-        };
-        for (i, item) in items.iter().enumerate() {
-            let Value::Dict(_, d) = item else { continue };
-            let Some(raw) = d.get("vonage") else { continue };
-            let path = format!("staff[{i}].vonage");
-            let Value::String(_, raw) = raw else {
-                self.problem(&path, "must be a string");
-                continue;
-            };
-            let Some(endpoint) = VonageEndpoint::parse(raw) else {
-                self.problem(
-                    &path,
-                    &format!("{raw:?} is not sip:URI, +E.164 or app:USER"),
-                );
-                continue;
-            };
-            // A bad or missing id is reported by the main staff reader.
-            if let Some(Value::String(_, id)) = d.get("id") {
-                if let Ok(id) = StaffId::parse(id) {
-                    out.insert(id, endpoint);
-                }
-            }
-        }
-        out
-    }
+    out
 }
 
 #[cfg(test)]

@@ -193,17 +193,17 @@ impl UnverifiedRequest {
         }
     }
 
-    /// From an axum request's parts: a GET reads the query, anything else the body.
+    /// From an HTTP request's parts: a GET reads the query, anything else the body.
     pub fn from_http(
-        method: &axum::http::Method,
-        uri: &axum::http::Uri,
-        headers: &axum::http::HeaderMap,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
         body: Bytes,
     ) -> Self {
         let auth = headers
-            .get(axum::http::header::AUTHORIZATION)
+            .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if method == axum::http::Method::GET {
+        if method == http::Method::GET {
             UnverifiedRequest::get(auth, uri.query().unwrap_or(""))
         } else {
             UnverifiedRequest::post(auth, body)
