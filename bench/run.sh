@@ -19,7 +19,10 @@
 #
 # Env overrides: DURATION=8 THREADS=2 CONNECTIONS=32 RATE=2000 RATE_CONNECTIONS=32
 # ARRANGEMENTS=1000000 SIGNATURES=1 (0: checks off, requests unsigned) RUST_LOG (unset: the
-# default level). Needs wrk (apt-get install -y wrk), curl and python3. After the release build
+# default level). BEFORE_REF=<git ref>: measure that ref's Fairline instead (built once from
+# `git archive` into target/durable-before, shared with bench/durable.sh, which then prints its
+# "before" rows beside the current code's); the static endpoint and load tools stay this tree's.
+# Needs wrk (apt-get install -y wrk), curl and python3. After the release build
 # it takes about four minutes.
 set -euo pipefail
 
@@ -49,6 +52,26 @@ done
 echo "building (release)..." >&2
 (cd "$root" && cargo build --release --quiet --bin fairline --example static_twiml --example fixed_rate)
 
+fairline_bin="$target/release/fairline"
+before_ref="${BEFORE_REF:-}"
+if [ -n "$before_ref" ]; then
+  before_dir="$target/durable-before"
+  before_src="$before_dir/src-$(git -C "$root" rev-parse --short "$before_ref")"
+  if [ ! -x "$before_src.bin" ]; then
+    echo "building $before_ref (release) in $before_dir..." >&2
+    rm -rf "$before_src" && mkdir -p "$before_src"
+    git -C "$root" archive "$before_ref" | tar -x -C "$before_src"
+    # Reuse the compiled dependencies (only the fairline crate itself is built again).
+    if [ ! -d "$before_dir/target/release" ] && [ -d "$target/release" ]; then
+      mkdir -p "$before_dir/target" && cp -a "$target/release" "$before_dir/target/"
+    fi
+    (cd "$before_src" && cargo build --release --quiet --bin fairline --target-dir "$before_dir/target")
+    cp "$before_dir/target/release/fairline" "$before_src.bin"
+  fi
+  fairline_bin="$before_src.bin"
+  echo "measuring $before_ref's Fairline: $fairline_bin" >&2
+fi
+
 work="$(mktemp -d)"
 db="$work/fairline.db"
 log="$work/fairline.log"
@@ -76,7 +99,7 @@ start_fairline() {
     env+=(FAIRLINE_TWILIO__VERIFY_SIGNATURES=false FAIRLINE_VONAGE__VERIFY_SIGNATURES=false)
   fi
   # stdout and stderr to a file, as a service manager would; RUST_LOG only if the caller set it.
-  env "${env[@]}" "$target/release/fairline" serve --config "$here/config.toml" >>"$log" 2>&1 &
+  env "${env[@]}" "$fairline_bin" serve --config "$here/config.toml" >>"$log" 2>&1 &
   fairline_pid=$!
   wait_http "http://$fairline_addr/readyz"
 }
@@ -249,7 +272,8 @@ if [ -f "$here/durable.sh" ]; then
   wait 2>/dev/null || true
   pids=()
   echo "running bench/durable.sh..." >&2
-  DURATION="$duration" THREADS="$threads" CONNECTIONS="$connections" bash "$here/durable.sh" \
+  DURATION="$duration" THREADS="$threads" CONNECTIONS="$connections" BEFORE_REF="$before_ref" \
+    bash "$here/durable.sh" \
     | tee /dev/stderr | grep '^|' | grep -v -e '^|---' -e '^| *measured' >"$work/durable" || true
 fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -258,7 +282,8 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
     -v conns="$connections" -v threads="$threads" -v dur="$duration" -v n="$arrangements" \
     -v rate="$rate" -v rconns="$rate_connections" -v sigs="$signatures" -v rustlog="${RUST_LOG:-}" \
     -v load_before="$load_before" -v load_after="$load_after" -v log_lines="$log_lines" \
-    -v log_bytes="$log_bytes" -v log_ansi="$log_ansi" -v freq="$fairline_requests" '
+    -v log_bytes="$log_bytes" -v log_ansi="$log_ansi" -v freq="$fairline_requests" \
+    -v before="$before_ref" '
   function field(line, key,   i, k, parts, kv) {
     k = split(line, parts, " ")
     for (i = 1; i <= k; i++) { split(parts[i], kv, "="); if (kv[1] == key) return kv[2] }
@@ -277,6 +302,7 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
   FILENAME ~ /memory$/ { mem[$1 "/" $2] = $3 }
   FILENAME ~ /durable$/ { durable[++nd] = $0 }
   END {
+    printf "code measured: %s\n", (before == "") ? "this tree" : "git ref " before " (BEFORE_REF)"
     printf "machine: %s cores (%s), loopback; load average %s before, %s after\n", cores, cpu, load_before, load_after
     printf "conditions: signatures %s, log level %s, logs to a file; wrk -t%s -c%s -d%ss; fixed rate %s req/s over %s connections for %s s\n\n", (sigs == "0") ? "OFF" : "on (signed bodies)", (rustlog == "") ? "default (RUST_LOG unset)" : "RUST_LOG=" rustlog, threads, conns, dur, rate, rconns, dur
     printf "| arrangements stored | run | req/s | p50 ms | p99 ms | errors | req/s vs static |\n"

@@ -211,7 +211,10 @@ async fn forty_concurrent_calls_under_an_allowance_of_one(app: Arc<TestApp>) {
     let resp = app
         .manager(
             reqwest::Method::GET,
-            &format!("/api/v1/decisions?phone={}&limit=100", CALLER.replace('+', "%2B")),
+            &format!(
+                "/api/v1/decisions?phone={}&limit=100",
+                CALLER.replace('+', "%2B")
+            ),
         )
         .send()
         .await

@@ -175,13 +175,19 @@ async fn one(
         .map_err(|e| Failure::Transaction(map_sqlx(e)))?;
     let result = record(tx, call, decide, known).await;
     let end = if result.is_ok() {
-        sqlx::query("RELEASE fairline_call").execute(&mut **tx).await
+        sqlx::query("RELEASE fairline_call")
+            .execute(&mut **tx)
+            .await
     } else {
         match sqlx::query("ROLLBACK TO fairline_call")
             .execute(&mut **tx)
             .await
         {
-            Ok(_) => sqlx::query("RELEASE fairline_call").execute(&mut **tx).await,
+            Ok(_) => {
+                sqlx::query("RELEASE fairline_call")
+                    .execute(&mut **tx)
+                    .await
+            }
             Err(e) => Err(e),
         }
     };
@@ -346,10 +352,8 @@ mod tests {
         store: &SqliteStore,
         requests: Vec<(NewCall, DecideFn)>,
     ) -> Vec<Result<RecordedDecision, StoreError>> {
-        let (requests, answers): (Vec<_>, Vec<_>) = requests
-            .into_iter()
-            .map(|(c, d)| request(c, d))
-            .unzip();
+        let (requests, answers): (Vec<_>, Vec<_>) =
+            requests.into_iter().map(|(c, d)| request(c, d)).unzip();
         let turn = store.writer.clone().lock_owned().await;
         write_batch(&store.pool, requests).await;
         drop(turn);
