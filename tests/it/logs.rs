@@ -289,7 +289,7 @@ async fn logs_are_one_plain_line_per_decided_call_and_flushed_on_shutdown() {
     for (line, reason) in [
         (
             decided_line(&text, &sid(0)),
-            "reason=\"unrecognised_number\"",
+            "reason=\"no_arrangement\"",
         ),
         (decided_line(&text, &sid(BURST)), "reason=\"blocked\""),
         (
