@@ -458,6 +458,7 @@ console_store_impl!(
 );
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -287,10 +287,7 @@ async fn logs_are_one_plain_line_per_decided_call_and_flushed_on_shutdown() {
         assert!(lines[0].contains("call decided"), "{}", lines[0]);
     }
     for (line, reason) in [
-        (
-            decided_line(&text, &sid(0)),
-            "reason=\"no_arrangement\"",
-        ),
+        (decided_line(&text, &sid(0)), "reason=\"no_arrangement\""),
         (decided_line(&text, &sid(BURST)), "reason=\"blocked\""),
         (
             decided_line(&text, &sid(BURST + 1)),
