@@ -1,44 +1,80 @@
 #!/usr/bin/env bash
 # Fairline's benchmark, in one command:  bench/run.sh
 #
-# From one run it prints webhook throughput and p50/p99 latency on loopback for
-#   (a) an unknown caller (cached negative lookup, nothing written), and
-#   (b) a caller under an arrangement with an allowance (a unique CallSid per request: every call
-#       is a durable SQLite write to the decision log, counted or refused),
-# each next to a static-TwiML axum endpoint (examples/static_twiml.rs) measured in the same run
-# with the same body; first with an empty store, then with 1,000,000 arrangements stored; and the
-# server's memory (VmRSS) at rest and at its peak under load.
+# It measures the webhooks under production's conditions, on loopback, each next to a static
+# axum endpoint (examples/static_twiml.rs: fixed TwiML / a fixed NCCO after reading the body)
+# measured in the same run:
+#   * signatures ON: every Twilio request carries a correct X-Twilio-Signature for the bench
+#     URL and body (computed per request by bench/wrk-report.lua, so unique CallSids are signed
+#     too), every Vonage request a fresh HS256 JWT with the body's payload_hash;
+#   * the default log level (RUST_LOG is not set unless you set it), logs written to a file;
+#   * wrk -t2 -c32 -d8s at saturation; the fixed-rate run (examples/fixed_rate.rs, 2,000 req/s
+#     over 32 connections, latency from each request's due time) for the tail below saturation.
+# Scenarios: (a) an unknown caller on Twilio (cached negative lookup, nothing written), at
+# saturation and at the fixed rate; (v) an unknown caller on Vonage's answer webhook; (b) a
+# caller under an arrangement with an allowance (a unique CallSid per request: every call is a
+# durable SQLite write) unless bench/durable.sh exists, which then measures the durable path
+# (SQLite and PostgreSQL) and whose rows join the summary. All of it first with one arrangement
+# stored, then with ARRANGEMENTS (1,000,000) stored; and Fairline's memory (VmRSS).
 #
-# (a) is also measured below saturation, with LATENCY_CONNECTIONS (default 2) connections, where
-# the p99 is the server's rather than the 2-core machine's scheduling (wrk shares the cores).
-#
-# Signatures are off (bench/config.toml, loopback only). Needs wrk (apt-get install -y wrk),
-# curl and python3 (for seeding SQLite). DURATION=8 CONNECTIONS=8 LATENCY_CONNECTIONS=2
-# THREADS=1 ARRANGEMENTS=1000000 change the defaults. After the release build it takes about
-# two and a half minutes.
+# Env overrides: DURATION=8 THREADS=2 CONNECTIONS=32 RATE=2000 RATE_CONNECTIONS=32
+# ARRANGEMENTS=1000000 SIGNATURES=1 (0: checks off, requests unsigned) RUST_LOG (unset: the
+# default level). BEFORE_REF=<git ref>: measure that ref's Fairline instead (built once from
+# `git archive` into target/durable-before, shared with bench/durable.sh, which then prints its
+# "before" rows beside the current code's); the static endpoint and load tools stay this tree's.
+# Needs wrk (apt-get install -y wrk), curl and python3. After the release build
+# it takes about four minutes.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 duration="${DURATION:-8}"
-connections="${CONNECTIONS:-8}"
-latency_connections="${LATENCY_CONNECTIONS:-2}"
-threads="${THREADS:-1}"
+threads="${THREADS:-2}"
+connections="${CONNECTIONS:-32}"
+rate="${RATE:-2000}"
+rate_connections="${RATE_CONNECTIONS:-32}"
 arrangements="${ARRANGEMENTS:-1000000}"
+signatures="${SIGNATURES:-1}"
 fairline_addr="127.0.0.1:18080"
 static_addr="127.0.0.1:18081"
 target="${CARGO_TARGET_DIR:-$root/target}"
 token="bench-manager-token"
+# The secrets of bench/config.toml (they protect nothing).
+twilio_token="bench-twilio-auth-token-00000000"
+vonage_secret="bench-vonage-signature-secret-0000000000"
+twilio_path="/webhooks/twilio/voice"
+vonage_path="/webhooks/vonage/answer"
 
 for tool in wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "$tool not found (wrk: apt-get install -y wrk)" >&2; exit 1; }
 done
 
 echo "building (release)..." >&2
-(cd "$root" && cargo build --release --quiet --bin fairline --example static_twiml)
+(cd "$root" && cargo build --release --quiet --bin fairline --example static_twiml --example fixed_rate)
+
+fairline_bin="$target/release/fairline"
+before_ref="${BEFORE_REF:-}"
+if [ -n "$before_ref" ]; then
+  before_dir="$target/durable-before"
+  before_src="$before_dir/src-$(git -C "$root" rev-parse --short "$before_ref")"
+  if [ ! -x "$before_src.bin" ]; then
+    echo "building $before_ref (release) in $before_dir..." >&2
+    rm -rf "$before_src" && mkdir -p "$before_src"
+    git -C "$root" archive "$before_ref" | tar -x -C "$before_src"
+    # Reuse the compiled dependencies (only the fairline crate itself is built again).
+    if [ ! -d "$before_dir/target/release" ] && [ -d "$target/release" ]; then
+      mkdir -p "$before_dir/target" && cp -a "$target/release" "$before_dir/target/"
+    fi
+    (cd "$before_src" && cargo build --release --quiet --bin fairline --target-dir "$before_dir/target")
+    cp "$before_dir/target/release/fairline" "$before_src.bin"
+  fi
+  fairline_bin="$before_src.bin"
+  echo "measuring $before_ref's Fairline: $fairline_bin" >&2
+fi
 
 work="$(mktemp -d)"
 db="$work/fairline.db"
+log="$work/fairline.log"
 pids=()
 fairline_pid=""
 cleanup() {
@@ -48,6 +84,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 wait_http() { # url
@@ -56,9 +93,13 @@ wait_http() { # url
 }
 
 start_fairline() {
-  FAIRLINE_STORAGE__URL="sqlite://$db" RUST_LOG="${RUST_LOG:-warn}" \
-    FAIRLINE_VONAGE__PRIVATE_KEY="$(cat "$root/fixtures/vonage/test-application-private-key.pem")" \
-    "$target/release/fairline" serve --config "$here/config.toml" >>"$work/fairline.log" 2>&1 &
+  local env=(FAIRLINE_STORAGE__URL="sqlite://$db"
+    FAIRLINE_VONAGE__PRIVATE_KEY="$(cat "$root/fixtures/vonage/test-application-private-key.pem")")
+  if [ "$signatures" = 0 ]; then
+    env+=(FAIRLINE_TWILIO__VERIFY_SIGNATURES=false FAIRLINE_VONAGE__VERIFY_SIGNATURES=false)
+  fi
+  # stdout and stderr to a file, as a service manager would; RUST_LOG only if the caller set it.
+  env "${env[@]}" "$fairline_bin" serve --config "$here/config.toml" >>"$log" 2>&1 &
   fairline_pid=$!
   wait_http "http://$fairline_addr/readyz"
 }
@@ -72,9 +113,8 @@ stop_fairline() {
 "$target/release/examples/static_twiml" "$static_addr" &
 pids+=($!)
 start_fairline
-# A dummy POST until the static server answers.
 for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null -X POST "http://$static_addr/webhooks/twilio/voice" 2>/dev/null && break
+  curl -fsS -o /dev/null -X POST "http://$static_addr$twilio_path" 2>/dev/null && break
   sleep 0.05
 done
 
@@ -93,6 +133,38 @@ cp "$fixture" "$work/arranged.txt"
 printf '%s' '{"from":"442920999999","to":"442079460000","uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","conversation_uuid":"CON-f972836a-550f-45fa-956c-12a2ab5b7d22"}' \
   >"$work/vonage-unknown.json"
 
+# Twilio's signature of a body for the bench URL (the fixed-rate run sends it as a header; wrk
+# signs in bench/wrk-report.lua, which computes the same value).
+twilio_signature() { # body_file
+  python3 - "http://$fairline_addr$twilio_path" "$twilio_token" "$1" <<'PY'
+import base64, hashlib, hmac, sys, urllib.parse
+url, token, path = sys.argv[1], sys.argv[2], sys.argv[3]
+fields = sorted(urllib.parse.parse_qsl(open(path).read(), keep_blank_values=True))
+data = url + "".join(k + v for k, v in fields)
+print(base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode())
+PY
+}
+
+# A Vonage webhook JWT (HS256) for a body, issued now (it is accepted for 300 s).
+vonage_jwt() { # body_file
+  python3 - "$vonage_secret" "$1" <<'PY'
+import base64, hashlib, hmac, json, sys, time, uuid
+secret, path = sys.argv[1], sys.argv[2]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+claims = b64(json.dumps({"iat": int(time.time()), "jti": str(uuid.uuid4()), "iss": "Vonage",
+    "payload_hash": hashlib.sha256(open(path, "rb").read()).hexdigest(),
+    "application_id": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"}).encode())
+sig = hmac.new(secret.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+print(f"{header}.{claims}.{b64(sig)}")
+PY
+}
+
+sign_env=()
+if [ "$signatures" != 0 ]; then
+  sign_env=(SIGN_URL="http://$fairline_addr$twilio_path" SIGN_TOKEN="$twilio_token")
+fi
+
 peak_file="$work/peak"
 sample_peak() { # pid: write the highest VmRSS seen while it runs
   local peak=0 now
@@ -102,34 +174,58 @@ sample_peak() { # pid: write the highest VmRSS seen while it runs
   done
 }
 
-run() { # label store addr body unique_sid [connections] [path] [content type]
+record() { # label store result-line
+  echo "$1 $2 $3" >>"$work/results"
+  echo "$1 $2 $3" >&2
+}
+
+saturate() { # label store addr body unique_sid
   local out
-  out="$(BODY_FILE="$4" UNIQUE_SID="$5" CONTENT_TYPE="${8:-application/x-www-form-urlencoded}" \
-    wrk -t"$threads" -c"${6:-$connections}" -d"${duration}s" \
-    -s "$here/wrk-report.lua" "http://$3${7:-/webhooks/twilio/voice}" | grep '^RESULT')"
-  echo "$1 $2 $out" >>"$work/results"
-  echo "$1 $2 $out" >&2
+  out="$(env "${sign_env[@]}" BODY_FILE="$4" UNIQUE_SID="$5" \
+    wrk -t"$threads" -c"$connections" -d"${duration}s" \
+    -s "$here/wrk-report.lua" "http://$3$twilio_path" | grep '^RESULT')"
+  record "$1" "$2" "$out"
+}
+
+fixed_rate() { # label store addr body
+  local out headers=(--header "Content-Type: application/x-www-form-urlencoded")
+  if [ "$signatures" != 0 ]; then
+    headers+=(--header "X-Twilio-Signature: $(twilio_signature "$4")")
+  fi
+  out="$("$target/release/examples/fixed_rate" --url "http://$3$twilio_path" --rate "$rate" \
+    --connections "$rate_connections" --duration "$duration" --body-file "$4" "${headers[@]}" \
+    | grep '^RESULT')"
+  record "$1" "$2" "$out"
+}
+
+vonage() { # label store addr body
+  local out auth=()
+  [ "$signatures" != 0 ] && auth=(-H "Authorization: Bearer $(vonage_jwt "$4")")
+  out="$(BODY_FILE="$4" UNIQUE_SID=0 CONTENT_TYPE=application/json \
+    wrk -t"$threads" -c"$connections" -d"${duration}s" "${auth[@]}" \
+    -s "$here/wrk-report.lua" "http://$3$vonage_path" | grep '^RESULT')"
+  record "$1" "$2" "$out"
 }
 
 round() { # store label
   local sampler
+  # Warm both servers (connections, caches, the allocator) before measuring.
+  env "${sign_env[@]}" BODY_FILE="$work/unknown.txt" UNIQUE_SID=0 wrk -t1 -c4 -d1s \
+    -s "$here/wrk-report.lua" "http://$fairline_addr$twilio_path" >/dev/null
   BODY_FILE="$work/unknown.txt" UNIQUE_SID=0 wrk -t1 -c4 -d1s -s "$here/wrk-report.lua" \
-    "http://$fairline_addr/webhooks/twilio/voice" >/dev/null
-  BODY_FILE="$work/unknown.txt" UNIQUE_SID=0 wrk -t1 -c4 -d1s -s "$here/wrk-report.lua" \
-    "http://$static_addr/webhooks/twilio/voice" >/dev/null
+    "http://$static_addr$twilio_path" >/dev/null
   echo "rest $1 $(rss_kib "$fairline_pid")" >>"$work/memory"
   sample_peak "$fairline_pid" & sampler=$!
-  run static_a "$1" "$static_addr" "$work/unknown.txt" 0
-  run fairline_a "$1" "$fairline_addr" "$work/unknown.txt" 0
-  run static_b "$1" "$static_addr" "$work/arranged.txt" 1
-  run fairline_b "$1" "$fairline_addr" "$work/arranged.txt" 1
-  run static_l "$1" "$static_addr" "$work/unknown.txt" 0 "$latency_connections"
-  run fairline_l "$1" "$fairline_addr" "$work/unknown.txt" 0 "$latency_connections"
-  # Vonage: the answer webhook (JSON) for an unknown caller, against a static NCCO.
-  run static_v "$1" "$static_addr" "$work/vonage-unknown.json" 0 "$connections" \
-    /webhooks/vonage/answer application/json
-  run fairline_v "$1" "$fairline_addr" "$work/vonage-unknown.json" 0 "$connections" \
-    /webhooks/vonage/answer application/json
+  saturate static_a "$1" "$static_addr" "$work/unknown.txt" 0
+  saturate fairline_a "$1" "$fairline_addr" "$work/unknown.txt" 0
+  fixed_rate static_r "$1" "$static_addr" "$work/unknown.txt"
+  fixed_rate fairline_r "$1" "$fairline_addr" "$work/unknown.txt"
+  vonage static_v "$1" "$static_addr" "$work/vonage-unknown.json"
+  vonage fairline_v "$1" "$fairline_addr" "$work/vonage-unknown.json"
+  if [ ! -f "$here/durable.sh" ]; then
+    saturate static_b "$1" "$static_addr" "$work/arranged.txt" 1
+    saturate fairline_b "$1" "$fairline_addr" "$work/arranged.txt" 1
+  fi
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   echo "peak $1 $(cat "$peak_file" 2>/dev/null || echo 0)" >>"$work/memory"
 }
@@ -162,13 +258,41 @@ PY
 echo "seeded in $(( $(date +%s) - seed_start )) s" >&2
 start_fairline
 round "1M"
+stop_fairline
+
+log_lines="$(wc -l <"$log")"
+log_bytes="$(wc -c <"$log")"
+log_ansi="$(grep -c $'\x1b\\[' "$log" || true)"
+fairline_requests="$(awk '$1 ~ /^fairline_/ { for (i = 3; i <= NF; i++) if ($i ~ /^requests=/) { split($i, kv, "="); n += kv[2] } } END { print n + 0 }' "$work/results")"
+
+# The durable path, measured by its own script when present (SQLite and PostgreSQL).
+: >"$work/durable"
+if [ -f "$here/durable.sh" ]; then
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+  echo "running bench/durable.sh..." >&2
+  DURATION="$duration" THREADS="$threads" CONNECTIONS="$connections" BEFORE_REF="$before_ref" \
+    bash "$here/durable.sh" \
+    | tee /dev/stderr | grep '^|' | grep -v -e '^|---' -e '^| *measured' >"$work/durable" || true
+fi
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
-    -v conns="$connections" -v lconns="$latency_connections" -v threads="$threads" -v dur="$duration" -v n="$arrangements" '
+    -v conns="$connections" -v threads="$threads" -v dur="$duration" -v n="$arrangements" \
+    -v rate="$rate" -v rconns="$rate_connections" -v sigs="$signatures" -v rustlog="${RUST_LOG:-}" \
+    -v load_before="$load_before" -v load_after="$load_after" -v log_lines="$log_lines" \
+    -v log_bytes="$log_bytes" -v log_ansi="$log_ansi" -v freq="$fairline_requests" \
+    -v before="$before_ref" '
   function field(line, key,   i, k, parts, kv) {
     k = split(line, parts, " ")
     for (i = 1; i <= k; i++) { split(parts[i], kv, "="); if (kv[1] == key) return kv[2] }
     return ""
+  }
+  function has(k) { return (k in rps) }
+  function row(shown, what, f, s, fv, sv, unit, errs,   ratio) {
+    ratio = (sv > 0) ? fv / sv : 0
+    printf "| %s | %s | %s | %s | %s | %s |\n", shown, what, f, s, (unit == "x") ? sprintf("%.2fx", ratio) : sprintf("%.2f", ratio), errs
   }
   FILENAME ~ /results$/ {
     key = $1 "/" $2
@@ -176,28 +300,51 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
     bad[key] = field($0, "non2xx") + field($0, "socket_errors")
   }
   FILENAME ~ /memory$/ { mem[$1 "/" $2] = $3 }
+  FILENAME ~ /durable$/ { durable[++nd] = $0 }
   END {
-    printf "machine: %s cores (%s), loopback; wrk %s thread(s), %s connections (%s for the rows marked below saturation), %s s per run\n\n", cores, cpu, threads, conns, lconns, dur
-    printf "| arrangements stored | scenario | req/s | p50 ms | p99 ms | errors | req/s vs static |\n"
+    printf "code measured: %s\n", (before == "") ? "this tree" : "git ref " before " (BEFORE_REF)"
+    printf "machine: %s cores (%s), loopback; load average %s before, %s after\n", cores, cpu, load_before, load_after
+    printf "conditions: signatures %s, log level %s, logs to a file; wrk -t%s -c%s -d%ss; fixed rate %s req/s over %s connections for %s s\n\n", (sigs == "0") ? "OFF" : "on (signed bodies)", (rustlog == "") ? "default (RUST_LOG unset)" : "RUST_LOG=" rustlog, threads, conns, dur, rate, rconns, dur
+    printf "| arrangements stored | run | req/s | p50 ms | p99 ms | errors | req/s vs static |\n"
     printf "|---|---|---:|---:|---:|---:|---:|\n"
     split("empty 1M", stores, " ")
-    split("static_a fairline_a static_b fairline_b static_l fairline_l static_v fairline_v", order, " ")
-    label["static_a"] = "static TwiML baseline (body a)"
-    label["fairline_a"] = "(a) unknown caller"
-    label["static_b"] = "static TwiML baseline (body b)"
-    label["fairline_b"] = "(b) arrangement + allowance, SQLite write per call"
-    label["static_l"] = "static TwiML baseline, below saturation"
-    label["fairline_l"] = "(a) unknown caller, below saturation"
-    label["static_v"] = "static NCCO baseline (Vonage)"
-    label["fairline_v"] = "(v) Vonage answer, unknown caller"
+    split("static_a fairline_a static_r fairline_r static_v fairline_v static_b fairline_b", order, " ")
+    label["static_a"] = "static TwiML, wrk"; label["fairline_a"] = "(a) unknown caller, wrk"
+    label["static_r"] = "static TwiML, fixed rate"; label["fairline_r"] = "(a) unknown caller, fixed rate"
+    label["static_v"] = "static NCCO, wrk"; label["fairline_v"] = "(v) Vonage answer, unknown caller, wrk"
+    label["static_b"] = "static TwiML (body b), wrk"; label["fairline_b"] = "(b) arrangement + allowance, SQLite write per call, wrk"
     for (s = 1; s <= 2; s++) {
       st = stores[s]; shown = (st == "empty") ? "1" : n
       for (i = 1; i <= 8; i++) {
         k = order[i] "/" st
-        base = ((order[i] ~ /_a$/) ? "static_a" : ((order[i] ~ /_l$/) ? "static_l" : ((order[i] ~ /_v$/) ? "static_v" : "static_b"))) "/" st
+        if (!has(k)) continue
+        base = "static_" substr(order[i], length(order[i])) "/" st
         printf "| %s | %s | %.0f | %.2f | %.2f | %d | %.0f%% |\n", shown, label[order[i]], rps[k], p50[k] / 1000, p99[k] / 1000, bad[k], 100 * rps[k] / rps[base]
       }
     }
-    printf "\nfairline memory (VmRSS): at rest %.1f MiB, peak under load %.1f MiB (1 arrangement); ", mem["rest/empty"] / 1024, mem["peak/empty"] / 1024
-    printf "at rest %.1f MiB, peak under load %.1f MiB (%s arrangements)\n", mem["rest/1M"] / 1024, mem["peak/1M"] / 1024, n
-  }' "$work/results" "$work/memory"
+    printf "\nSummary (ratio = Fairline / static, same run):\n\n"
+    printf "| arrangements stored | measured | Fairline | static | ratio | errors (Fairline) |\n"
+    printf "|---|---|---:|---:|---:|---:|\n"
+    for (s = 1; s <= 2; s++) {
+      st = stores[s]; shown = (st == "empty") ? "1" : n
+      a = "fairline_a/" st; sa = "static_a/" st
+      row(shown, "unknown caller, saturated (req/s)", sprintf("%.0f", rps[a]), sprintf("%.0f", rps[sa]), rps[a], rps[sa], "", bad[a])
+      r = "fairline_r/" st; sr = "static_r/" st
+      row(shown, sprintf("unknown caller, fixed %d req/s (p99 ms)", rate), sprintf("%.2f", p99[r] / 1000), sprintf("%.2f", p99[sr] / 1000), p99[r], p99[sr], "x", bad[r])
+      v = "fairline_v/" st; sv = "static_v/" st
+      row(shown, "Vonage answer, unknown caller, saturated (req/s)", sprintf("%.0f", rps[v]), sprintf("%.0f", rps[sv]), rps[v], rps[sv], "", bad[v])
+      row(shown, "Vonage answer, unknown caller, saturated (p99 ms)", sprintf("%.2f", p99[v] / 1000), sprintf("%.2f", p99[sv] / 1000), p99[v], p99[sv], "x", bad[v])
+      b = "fairline_b/" st
+      if (has(b)) printf "| %s | caller under an arrangement, SQLite write per call (calls/s, p99 ms) | %.0f, %.2f | | | %d |\n", shown, rps[b], p99[b] / 1000, bad[b]
+    }
+    for (d = 1; d <= nd; d++) {
+      k = split(durable[d], cell, "|")
+      if (k >= 6) {
+        for (j = 2; j < k; j++) { gsub(/^ +| +$/, "", cell[j]) }
+        printf "| 1 | %s (calls/s, p50 / p99 ms) | %s, %s / %s | | | %s |\n", cell[2], cell[3], cell[4], cell[5], cell[6]
+      } else print durable[d]
+    }
+    printf "| 1 | memory at rest / peak (MiB) | %.0f / %.0f | | | |\n", mem["rest/empty"] / 1024, mem["peak/empty"] / 1024
+    printf "| %s | memory at rest / peak (MiB) | %.0f / %.0f | | | |\n", n, mem["rest/1M"] / 1024, mem["peak/1M"] / 1024
+    printf "\nfairline log file: %d lines, %.1f MiB for %d measured webhook requests (%.2f lines each); lines with ANSI escapes: %d\n", log_lines, log_bytes / 1048576, freq, (freq > 0) ? log_lines / freq : 0, log_ansi
+  }' "$work/results" "$work/memory" "$work/durable"

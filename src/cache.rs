@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::{Arrangement, PhoneNumber};
 use crate::store::{DecisionSource, SharedStore, StoreError};
+use crate::telemetry::CacheResult;
 
 /// The result of a cached lookup.
 #[derive(Clone, Debug)]
@@ -53,8 +54,8 @@ pub struct ArrangementCache {
     inner: Arc<Inner>,
 }
 
-fn count(result: &'static str) {
-    metrics::counter!("fairline_cache_lookups_total", "result" => result).increment(1);
+fn count(result: CacheResult) {
+    crate::telemetry::call_metrics().cache_lookup(result);
 }
 
 impl ArrangementCache {
@@ -117,9 +118,9 @@ impl ArrangementCache {
         if let Some(e) = &cached {
             if self.is_fresh(e) {
                 count(if e.arrangements.is_empty() {
-                    "negative_hit"
+                    CacheResult::NegativeHit
                 } else {
-                    "hit"
+                    CacheResult::Hit
                 });
                 return Lookup::Found {
                     arrangements: e.arrangements.clone(),
@@ -129,7 +130,7 @@ impl ArrangementCache {
         }
         match self.fetch(number).await {
             Ok(arrangements) => {
-                count("miss");
+                count(CacheResult::Miss);
                 Lookup::Found {
                     arrangements,
                     source: DecisionSource::Store,
@@ -139,14 +140,14 @@ impl ArrangementCache {
                 tracing::warn!(number = %number.masked(), error = %e, "arrangement lookup failed");
                 match cached {
                     Some(e) => {
-                        count("stale");
+                        count(CacheResult::Stale);
                         Lookup::Found {
                             arrangements: e.arrangements,
                             source: DecisionSource::StaleCache,
                         }
                     }
                     None => {
-                        count("failed");
+                        count(CacheResult::Failed);
                         Lookup::Failed
                     }
                 }

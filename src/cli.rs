@@ -71,7 +71,8 @@ pub async fn main_entry() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            crate::telemetry::init_tracing();
+            // Held until the server has stopped: dropping it flushes the queued log lines.
+            let _log = crate::telemetry::init_tracing();
             let cfg = match load_or_report(&config) {
                 Ok(c) => c,
                 Err(code) => return code,

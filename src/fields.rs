@@ -514,7 +514,7 @@ pub fn phone_problem(s: &str) -> Result<PhoneNumber, &'static str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::json;

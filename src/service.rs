@@ -67,15 +67,11 @@ impl App {
             &result.decision,
             now,
         );
-        metrics::counter!(
-            "fairline_decisions_total",
-            "provider" => event.provider.as_str(),
-            "outcome" => result.decision.outcome.as_str(),
-            "reason" => result.decision.reason.as_str(),
-        )
-        .increment(1);
-        metrics::histogram!("fairline_decision_duration_seconds", "provider" => event.provider.as_str())
-            .record(started.elapsed().as_secs_f64());
+        crate::telemetry::call_metrics().decided(
+            event.provider,
+            &result.decision,
+            started.elapsed(),
+        );
         tracing::info!(
             provider = event.provider.as_str(),
             call_id = %event.call_id,

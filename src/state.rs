@@ -22,6 +22,10 @@ pub struct App {
     pub messages: Messages,
     pub clock: Arc<dyn Clock>,
     pub twilio: Arc<dyn CallControl>,
+    /// The Twilio auth token's HMAC key and the signed URL forms, prepared once.
+    pub twilio_verifier: crate::providers::twilio::Verifier,
+    /// The Vonage signature secret's JWT key, prepared once.
+    pub vonage_verifier: crate::providers::vonage::Verifier,
     pub telnyx: Arc<dyn CallControl>,
     /// The Telnyx webhook's REST client and memory (deduplication, recent callers). Unless
     /// overridden, `telnyx` is this same object, so terminations can look callers up.
@@ -106,8 +110,16 @@ impl AppState {
         let spool = Arc::new(crate::spool::Spool::new(crate::spool::spool_dir(
             &config.storage,
         )));
+        let twilio_verifier = crate::providers::twilio::Verifier::new(
+            &config.server.public_url,
+            &config.twilio.auth_token,
+        );
+        let vonage_verifier =
+            crate::providers::vonage::Verifier::new(&config.vonage.signature_secret);
         Ok(AppState(Arc::new(App {
             config: Arc::new(config),
+            twilio_verifier,
+            vonage_verifier,
             store,
             cache,
             calendar,

@@ -6,16 +6,35 @@
 
 use std::sync::OnceLock;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::domain::Provider;
+use crate::engine::{Decision, Outcome, Reason};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// Install the global tracing subscriber (once; later calls do nothing).
-pub fn init_tracing() {
+/// Keeps the log writer's thread alive; dropping it flushes every line still queued. Hold it
+/// for the life of the process (`fairline serve` drops it after the server has stopped).
+pub type LogGuard = Option<tracing_appender::non_blocking::WorkerGuard>;
+
+/// Install the global tracing subscriber (once; later calls do nothing and return `None`).
+///
+/// Lines are formatted on the calling thread and written to stderr by a dedicated thread
+/// (`tracing-appender`), so a request never waits on the log's file or pipe. The queue does not
+/// drop lines: when the writer falls 128,000 lines behind, callers wait rather than lose the log.
+/// ANSI colours only when stderr is a terminal.
+pub fn init_tracing() -> LogGuard {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let json = std::env::var("FAIRLINE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("fairline-log")
+        .finish(std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry
@@ -24,13 +43,20 @@ pub fn init_tracing() {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_writer(writer),
             )
             .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(writer),
+            )
+            .try_init()
     };
-    let _ = result;
+    result.ok().map(|()| guard)
 }
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -89,4 +115,215 @@ fn describe() {
         "fairline_webhook_failures_total",
         "Webhook requests answered with the fallback response after an internal failure."
     );
+}
+
+/// The result of one arrangement-cache lookup, as counted in `fairline_cache_lookups_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    NegativeHit,
+    Miss,
+    Stale,
+    Failed,
+}
+
+impl CacheResult {
+    const ALL: [CacheResult; 5] = [
+        CacheResult::Hit,
+        CacheResult::NegativeHit,
+        CacheResult::Miss,
+        CacheResult::Stale,
+        CacheResult::Failed,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::NegativeHit => "negative_hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Stale => "stale",
+            CacheResult::Failed => "failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const PROVIDERS: [Provider; 3] = [Provider::Twilio, Provider::Telnyx, Provider::Vonage];
+const OUTCOMES: [Outcome; 3] = [Outcome::Continue, Outcome::Route, Outcome::Refuse];
+const REASONS: [Reason; 10] = [
+    Reason::WithheldNumber,
+    Reason::UnrecognisedNumber,
+    Reason::NoArrangement,
+    Reason::Blocked,
+    Reason::OutsideWindow,
+    Reason::AllowanceUsed,
+    Reason::DesignatedStaff,
+    Reason::WithinArrangement,
+    Reason::LookupFailed,
+    Reason::UrgentRoute,
+];
+
+fn provider_index(p: Provider) -> usize {
+    match p {
+        Provider::Twilio => 0,
+        Provider::Telnyx => 1,
+        Provider::Vonage => 2,
+    }
+}
+
+fn outcome_index(o: Outcome) -> usize {
+    match o {
+        Outcome::Continue => 0,
+        Outcome::Route => 1,
+        Outcome::Refuse => 2,
+    }
+}
+
+fn reason_index(r: Reason) -> usize {
+    match r {
+        Reason::WithheldNumber => 0,
+        Reason::UnrecognisedNumber => 1,
+        Reason::NoArrangement => 2,
+        Reason::Blocked => 3,
+        Reason::OutsideWindow => 4,
+        Reason::AllowanceUsed => 5,
+        Reason::DesignatedStaff => 6,
+        Reason::WithinArrangement => 7,
+        Reason::LookupFailed => 8,
+        Reason::UrgentRoute => 9,
+    }
+}
+
+/// The metrics recorded on every call, registered once: recording through a handle is an
+/// atomic add, where `metrics::counter!(name, labels…)` hashes the labels and looks the series
+/// up in the registry every time.
+pub struct CallMetrics {
+    /// `fairline_decisions_total`, indexed by provider, outcome and reason.
+    decisions: Vec<Counter>,
+    /// `fairline_decision_duration_seconds`, by provider.
+    durations: Vec<Histogram>,
+    /// `fairline_cache_lookups_total`, by result.
+    cache_lookups: Vec<Counter>,
+}
+
+static CALL_METRICS: OnceLock<CallMetrics> = OnceLock::new();
+
+/// The per-call metric handles (registered with the Prometheus recorder on first use).
+pub fn call_metrics() -> &'static CallMetrics {
+    CALL_METRICS.get_or_init(|| {
+        // The recorder must exist before the handles are made, or they would record nowhere.
+        let _ = prometheus();
+        CallMetrics::register()
+    })
+}
+
+impl CallMetrics {
+    fn register() -> Self {
+        let mut decisions = Vec::with_capacity(PROVIDERS.len() * OUTCOMES.len() * REASONS.len());
+        for p in PROVIDERS {
+            for o in OUTCOMES {
+                for r in REASONS {
+                    decisions.push(metrics::counter!(
+                        "fairline_decisions_total",
+                        "provider" => p.as_str(),
+                        "outcome" => o.as_str(),
+                        "reason" => r.as_str(),
+                    ));
+                }
+            }
+        }
+        let durations = PROVIDERS
+            .iter()
+            .map(|p| {
+                metrics::histogram!("fairline_decision_duration_seconds", "provider" => p.as_str())
+            })
+            .collect();
+        let cache_lookups = CacheResult::ALL
+            .iter()
+            .map(|r| metrics::counter!("fairline_cache_lookups_total", "result" => r.as_str()))
+            .collect();
+        CallMetrics {
+            decisions,
+            durations,
+            cache_lookups,
+        }
+    }
+
+    /// Count one decision and the time it took.
+    pub fn decided(&self, provider: Provider, decision: &Decision, took: std::time::Duration) {
+        let i = (provider_index(provider) * OUTCOMES.len() + outcome_index(decision.outcome))
+            * REASONS.len()
+            + reason_index(decision.reason);
+        if let Some(c) = self.decisions.get(i) {
+            c.increment(1);
+        }
+        if let Some(h) = self.durations.get(provider_index(provider)) {
+            h.record(took.as_secs_f64());
+        }
+    }
+
+    /// Count one arrangement-cache lookup.
+    pub fn cache_lookup(&self, result: CacheResult) {
+        if let Some(c) = self.cache_lookups.get(result.index()) {
+            c.increment(1);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_tables_are_indexed_in_order() {
+        for (i, p) in PROVIDERS.iter().enumerate() {
+            assert_eq!(provider_index(*p), i);
+        }
+        for (i, o) in OUTCOMES.iter().enumerate() {
+            assert_eq!(outcome_index(*o), i);
+        }
+        for (i, r) in REASONS.iter().enumerate() {
+            assert_eq!(reason_index(*r), i);
+        }
+        for (i, r) in CacheResult::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+
+    #[test]
+    fn a_decision_is_counted_under_its_own_labels() {
+        let Some(handle) = prometheus() else {
+            panic!("no Prometheus recorder");
+        };
+        let m = call_metrics();
+        let decision = Decision::plain(Outcome::Refuse, Reason::OutsideWindow);
+        let series = "fairline_decisions_total{provider=\"vonage\",outcome=\"refuse\",reason=\"outside_window\"}";
+        let before = counter_value(&handle.render(), series);
+        m.decided(
+            Provider::Vonage,
+            &decision,
+            std::time::Duration::from_millis(1),
+        );
+        m.decided(
+            Provider::Vonage,
+            &decision,
+            std::time::Duration::from_millis(1),
+        );
+        assert_eq!(counter_value(&handle.render(), series), before + 2);
+        let series = "fairline_cache_lookups_total{result=\"negative_hit\"}";
+        let before = counter_value(&handle.render(), series);
+        m.cache_lookup(CacheResult::NegativeHit);
+        assert_eq!(counter_value(&handle.render(), series), before + 1);
+    }
+
+    fn counter_value(text: &str, series: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
 }

@@ -163,37 +163,68 @@ fn live_row(c: &LiveCall) -> Result<[Option<String>; 7], StoreError> {
     ])
 }
 
-/// `INSERT … VALUES ($1…$8), ($9…$16)…` for `n` calls; the instant is the third column.
-fn insert_live_sql(n: usize, conflict: &str) -> String {
+/// How the placeholders of a batch insert are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?` (SQLite). Numbered parameters cost SQLite a linear search of the statement's names
+    /// for every one of them, when parsing and again when sqlx binds: for 1,600 parameters
+    /// that quadratic search was the largest single cost of a saturated webhook's profile.
+    Anonymous,
+}
+
+/// `INSERT … VALUES ($1…$8), ($9…$16)…` (or `(?, …)`) for `n` calls; the instant is the third
+/// column.
+fn insert_live_sql(n: usize, conflict: &str, style: Placeholders) -> String {
     let mut sql = format!("INSERT INTO live_calls ({LIVE_COLUMNS}) VALUES ");
     for i in 0..n {
-        let b = i * 8;
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
-        ));
+        sql.push('(');
+        for col in 0..8 {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            match style {
+                Placeholders::Numbered => {
+                    sql.push('$');
+                    sql.push_str(&(i * 8 + col + 1).to_string());
+                }
+                Placeholders::Anonymous => sql.push('?'),
+            }
+        }
+        sql.push(')');
     }
     sql.push(' ');
     sql.push_str(conflict);
     sql
 }
 
-/// At most this many calls per INSERT (SQLite allows 32766 parameters; keep well below).
-const INSERT_CHUNK: usize = 200;
+/// The sizes a batch is cut into: a few fixed statements, each prepared once and kept in the
+/// connection's statement cache (one statement text per batch length would churn it).
+/// SQLite allows 32766 parameters; the largest is well below.
+const INSERT_CHUNKS: [usize; 4] = [200, 50, 10, 1];
+
+/// `calls` cut into slices of the sizes of [`INSERT_CHUNKS`], largest first.
+fn live_chunks(calls: &[LiveCall]) -> Vec<&[LiveCall]> {
+    let mut out = Vec::new();
+    let mut rest = calls;
+    for size in INSERT_CHUNKS {
+        while rest.len() >= size {
+            let (chunk, tail) = rest.split_at(size);
+            out.push(chunk);
+            rest = tail;
+        }
+    }
+    out
+}
+
 const ON_CONFLICT: &str = "ON CONFLICT (provider, call_id) DO NOTHING";
 
 macro_rules! console_store_impl {
-    ($store:ty, $instant:expr, $decode_instant:expr, $instant_ty:ty) => {
+    ($store:ty, $instant:expr, $decode_instant:expr, $instant_ty:ty, $placeholders:expr) => {
         #[async_trait]
         impl ConsoleStore for $store {
             async fn create_session(&self, s: &ConsoleSession) -> Result<(), StoreError> {
@@ -274,8 +305,8 @@ macro_rules! console_store_impl {
             }
 
             async fn insert_live_calls(&self, calls: &[LiveCall]) -> Result<(), StoreError> {
-                for chunk in calls.chunks(INSERT_CHUNK) {
-                    let sql = insert_live_sql(chunk.len(), ON_CONFLICT);
+                for chunk in live_chunks(calls) {
+                    let sql = insert_live_sql(chunk.len(), ON_CONFLICT, $placeholders);
                     let mut q = sqlx::query(&sql);
                     for c in chunk {
                         let [provider, call_id, caller, outcome, reason, route_to, arr] =
@@ -411,19 +442,77 @@ fn pg_decode(t: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
     Ok(t)
 }
 
-console_store_impl!(SqliteStore, sqlite_instant, from_ms, i64);
-console_store_impl!(PgStore, pg_instant, pg_decode, DateTime<Utc>);
+console_store_impl!(
+    SqliteStore,
+    sqlite_instant,
+    from_ms,
+    i64,
+    Placeholders::Anonymous
+);
+console_store_impl!(
+    PgStore,
+    pg_instant,
+    pg_decode,
+    DateTime<Utc>,
+    Placeholders::Numbered
+);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_batch_insert_numbers_its_placeholders_in_rows_of_eight() {
-        let sql = insert_live_sql(2, ON_CONFLICT);
+        let sql = insert_live_sql(2, ON_CONFLICT, Placeholders::Numbered);
         assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10,"));
         assert!(sql.ends_with(
             "($9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (provider, call_id) DO NOTHING"
         ));
+    }
+
+    #[test]
+    fn a_sqlite_batch_insert_uses_anonymous_placeholders() {
+        let sql = insert_live_sql(2, ON_CONFLICT, Placeholders::Anonymous);
+        assert!(!sql.contains('$'), "{sql}");
+        assert_eq!(sql.matches('?').count(), 16);
+        assert!(
+            sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?,"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_cut_into_the_fixed_chunk_sizes_in_order() {
+        for n in [0usize, 1, 9, 10, 11, 199, 200, 263, 500] {
+            let calls: Vec<LiveCall> = (0..n).map(live_call).collect();
+            let chunks = live_chunks(&calls);
+            assert!(
+                chunks.iter().all(|c| INSERT_CHUNKS.contains(&c.len())),
+                "{n}"
+            );
+            let ids: Vec<&str> = chunks
+                .iter()
+                .flat_map(|c| c.iter().map(|x| x.call_id.as_str()))
+                .collect();
+            let expected: Vec<&str> = calls.iter().map(|x| x.call_id.as_str()).collect();
+            assert_eq!(ids, expected, "{n}");
+        }
+        let calls: Vec<LiveCall> = (0..263).map(live_call).collect();
+        let sizes: Vec<usize> = live_chunks(&calls).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [200, 50, 10, 1, 1, 1]);
+    }
+
+    fn live_call(i: usize) -> LiveCall {
+        LiveCall {
+            provider: Provider::Twilio,
+            call_id: CallId::parse(&format!("CA{i:032}")).unwrap(),
+            caller: None,
+            started_at: Utc::now(),
+            outcome: crate::engine::Outcome::Continue,
+            reason: crate::engine::Reason::UnrecognisedNumber,
+            route_to: None,
+            arrangement_id: None,
+        }
     }
 }

@@ -214,3 +214,93 @@ async fn a_full_run_logs_no_numbers_tokens_or_signatures() {
         assert!(!text.contains(&secret), "{secret:?} appears in the logs");
     }
 }
+
+/// Production's logging: the default format and level, stderr to a file (not a terminal).
+/// Every decided call is one line (no ANSI escapes), and the lines of a burst of calls answered
+/// just before SIGTERM are all in the file: the non-blocking writer is flushed on shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_are_one_plain_line_per_decided_call_and_flushed_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let log = dir.path().join("fairline.log");
+    let toml = test_toml(&format!("sqlite://{}", db.display()), "");
+    let mut server = Server::start(
+        dir.path(),
+        "plainlogs",
+        &toml,
+        &[
+            // This test is about what is logged, and a loaded machine is slow.
+            ("FAIRLINE_SERVER__REQUEST_TIMEOUT_MS", "60000"),
+        ],
+        Some(&log),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = server.url.clone();
+    let r = client
+        .post(format!("{base}/api/v1/arrangements"))
+        .bearer_auth(MANAGER_TOKEN)
+        .json(&arrangement(CALLER, json!({"kind": "blocked"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // 120 unknown callers at once, a blocked caller and a withheld number.
+    const BURST: usize = 120;
+    let sid = |i: usize| format!("CA{i:032}");
+    let mut calls: Vec<(String, &str)> = (0..BURST).map(|i| (sid(i), "+442079460123")).collect();
+    calls.push((sid(BURST), CALLER));
+    calls.push((sid(BURST + 1), "anonymous"));
+    let answers = futures::future::join_all(calls.iter().map(|(sid, from)| {
+        let (client, base) = (&client, &base);
+        async move {
+            let fields = [
+                ("AccountSid", ACCOUNT_SID),
+                ("CallSid", sid.as_str()),
+                ("From", *from),
+                ("To", "+442079460000"),
+            ];
+            signed_post(client, base, "/webhooks/twilio/voice", &fields)
+                .await
+                .0
+        }
+    }))
+    .await;
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    // At once: the last lines may still be queued for the writer when the signal arrives.
+    assert_eq!(server.terminate().await, Some(0));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{text}"
+    );
+    let decided: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("call decided"))
+        .collect();
+    assert_eq!(decided.len(), calls.len(), "decided lines:\n{text}");
+    for (sid, _) in &calls {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(sid.as_str())).collect();
+        assert_eq!(lines.len(), 1, "{sid}: {lines:?}");
+        assert!(lines[0].contains("call decided"), "{}", lines[0]);
+    }
+    for (line, reason) in [
+        (decided_line(&text, &sid(0)), "reason=\"no_arrangement\""),
+        (decided_line(&text, &sid(BURST)), "reason=\"blocked\""),
+        (
+            decided_line(&text, &sid(BURST + 1)),
+            "reason=\"withheld_number\"",
+        ),
+    ] {
+        assert!(line.contains(" INFO ") && line.contains(reason), "{line}");
+    }
+    assert!(!text.contains("2079460123") && !text.contains("2920123456"));
+}
+
+fn decided_line<'a>(text: &'a str, sid: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(sid) && l.contains("call decided"))
+        .unwrap_or_else(|| panic!("no decided line for {sid}"))
+}

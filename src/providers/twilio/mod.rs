@@ -17,7 +17,8 @@
 //!
 //! ```text
 //! let req = twilio::UnverifiedRequest::from_http(&original_uri, &headers, body);
-//! let form = req.verify_if(cfg.twilio.verify_signatures, &cfg.server.public_url, &cfg.twilio.auth_token)
+//! let verifier = twilio::Verifier::new(&cfg.server.public_url, &cfg.twilio.auth_token); // once
+//! let form = req.verify_if(cfg.twilio.verify_signatures, &verifier)
 //!     .map_err(|e| e.http_status())?;
 //! let event = twilio::incoming_call(&form).map_err(|e| e.http_status())?;
 //! let action = decide(event).await;                      // the decision service
@@ -38,7 +39,7 @@ pub use events::{
 };
 pub use rest::{RetryPolicy, TwilioClient};
 pub use signature::{
-    compute_signature, SignatureError, UnverifiedRequest, VerifiedForm, SIGNATURE_HEADER,
+    compute_signature, SignatureError, UnverifiedRequest, VerifiedForm, Verifier, SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
 };
 pub use twiml::{

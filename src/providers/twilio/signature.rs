@@ -22,8 +22,6 @@
 //! SHA-1 and the auth token. The JSON-body variant (`bodySHA256`) is not used by Voice webhooks
 //! and is not implemented.
 
-use std::collections::BTreeMap;
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -127,31 +125,39 @@ impl UnverifiedRequest {
     }
 
     /// Check the signature against `public_url` + the raw path and query, with the auth token.
+    /// Prepares the key for this one request: a server keeps a [`Verifier`] instead.
     pub fn verify(
         self,
         public_url: &str,
         auth_token: &Secret,
     ) -> Result<VerifiedForm, SignatureError> {
+        self.verify_with(&Verifier::new(public_url, auth_token))
+    }
+
+    /// Check the signature with a prepared [`Verifier`].
+    pub fn verify_with(self, verifier: &Verifier) -> Result<VerifiedForm, SignatureError> {
         let Some(header) = self.signature.as_deref() else {
             return Err(SignatureError::Missing);
         };
         check_settings(self.signature_settings.as_deref())?;
-        let Ok(expected) = BASE64.decode(header.trim().as_bytes()) else {
-            return Err(SignatureError::Invalid);
+        // An HMAC-SHA1 tag is 20 bytes; anything that does not fit is not a signature.
+        let mut expected = [0u8; 32];
+        let expected = match BASE64.decode_slice(header.trim().as_bytes(), &mut expected) {
+            Ok(n) => &expected[..n],
+            Err(_) => return Err(SignatureError::Invalid),
         };
         // Sign over what Twilio signed: the decoded fields. A body that does not decode cleanly
-        // is signed lossily first, so that an unauthenticated request gets a 403, not a 400.
-        let lossy = decode_lossy(&self.body);
-        let base = public_url.trim_end_matches('/');
-        let full = format!("{base}{}", self.path_and_query);
-        let matched = url_candidates(&full).iter().any(|url| {
-            let tag = hmac_sha1(url, &lossy, auth_token);
-            bool::from(tag.as_slice().ct_eq(expected.as_slice()))
-        });
-        if !matched {
+        // is signed lossily, so that an unauthenticated request gets a 403, not a 400.
+        let (fields, malformed) = match decode_strict(&self.body) {
+            Ok(fields) => (fields, None),
+            Err(e) => (decode_lossy(&self.body), Some(e)),
+        };
+        if !verifier.matches(&self.path_and_query, &fields, expected) {
             return Err(SignatureError::Invalid);
         }
-        let fields = decode_strict(&self.body)?;
+        if let Some(e) = malformed {
+            return Err(e);
+        }
         Ok(VerifiedForm {
             path_and_query: self.path_and_query,
             fields,
@@ -169,18 +175,63 @@ impl UnverifiedRequest {
         })
     }
 
-    /// [`verify`](Self::verify) when `verify_signatures`, [`skip_verification`](Self::skip_verification) otherwise.
+    /// [`verify_with`](Self::verify_with) when `verify_signatures`,
+    /// [`skip_verification`](Self::skip_verification) otherwise.
     pub fn verify_if(
         self,
         verify_signatures: bool,
-        public_url: &str,
-        auth_token: &Secret,
+        verifier: &Verifier,
     ) -> Result<VerifiedForm, SignatureError> {
         if verify_signatures {
-            self.verify(public_url, auth_token)
+            self.verify_with(verifier)
         } else {
             self.skip_verification()
         }
+    }
+}
+
+/// The auth token's HMAC key and the public URL's two signed forms, prepared once for a server
+/// (keying HMAC-SHA1 and building the URLs per request showed in the webhook's profile).
+#[derive(Clone)]
+pub struct Verifier {
+    /// `public_url` without its trailing `/`, without and with the port (see [`url_candidates`]).
+    bases: [String; 2],
+    key: HmacSha1,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is the auth token: never print it.
+        f.debug_struct("Verifier")
+            .field("bases", &self.bases)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    pub fn new(public_url: &str, auth_token: &Secret) -> Self {
+        let base = public_url.trim_end_matches('/');
+        let [without_port, with_port] = url_candidates(base);
+        Verifier {
+            bases: [without_port, with_port],
+            key: keyed(auth_token),
+        }
+    }
+
+    /// Whether `expected` is the tag of `base + path_and_query` and `fields` for either base.
+    fn matches(&self, path_and_query: &str, fields: &[(String, String)], expected: &[u8]) -> bool {
+        let mut sorted: Vec<&(String, String)> = fields.iter().collect();
+        sorted.sort_unstable();
+        self.bases.iter().any(|base| {
+            let mut mac = self.key.clone();
+            mac.update(base.as_bytes());
+            mac.update(path_and_query.as_bytes());
+            for (name, value) in &sorted {
+                mac.update(name.as_bytes());
+                mac.update(value.as_bytes());
+            }
+            bool::from(mac.finalize().into_bytes().as_slice().ct_eq(expected))
+        })
     }
 }
 
@@ -245,24 +296,21 @@ pub fn compute_signature(url: &str, fields: &[(String, String)], auth_token: &Se
     BASE64.encode(hmac_sha1(url, fields, auth_token))
 }
 
+fn keyed(auth_token: &Secret) -> HmacSha1 {
+    // HMAC takes a key of any length, so this cannot fail; the fallback keeps it total.
+    HmacSha1::new_from_slice(auth_token.expose().as_bytes())
+        .unwrap_or_else(|_| <HmacSha1 as hmac::digest::KeyInit>::new(&Default::default()))
+}
+
 fn hmac_sha1(url: &str, fields: &[(String, String)], auth_token: &Secret) -> Vec<u8> {
-    // Names sorted, then each name's values sorted.
-    let mut grouped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (k, v) in fields {
-        grouped.entry(k.as_str()).or_default().push(v.as_str());
-    }
-    let mut mac = match HmacSha1::new_from_slice(auth_token.expose().as_bytes()) {
-        Ok(m) => m,
-        // HMAC accepts keys of any length; this branch cannot be taken.
-        Err(_) => return Vec::new(),
-    };
+    // Sorted by name, then each name's values sorted: the order of the (name, value) pairs.
+    let mut sorted: Vec<&(String, String)> = fields.iter().collect();
+    sorted.sort_unstable();
+    let mut mac = keyed(auth_token);
     mac.update(url.as_bytes());
-    for (name, mut values) in grouped {
-        values.sort_unstable();
-        for value in values {
-            mac.update(name.as_bytes());
-            mac.update(value.as_bytes());
-        }
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
     }
     mac.finalize().into_bytes().to_vec()
 }
@@ -339,9 +387,9 @@ fn decode_component(raw: &[u8]) -> Result<String, SignatureError> {
 
 /// The two forms of a URL Twilio may have signed: with the port (`:443`/`:80` added when
 /// absent) and without any port. Only the authority is touched; path and query stay raw.
-fn url_candidates(full: &str) -> Vec<String> {
+fn url_candidates(full: &str) -> [String; 2] {
     let Some((scheme, rest)) = full.split_once("://") else {
-        return vec![full.to_owned()];
+        return [full.to_owned(), full.to_owned()];
     };
     let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(auth_end);
@@ -360,7 +408,7 @@ fn url_candidates(full: &str) -> Vec<String> {
         port.unwrap_or(default_port)
     );
     let without_port = format!("{scheme}://{userinfo}{host}{tail}");
-    vec![without_port, with_port]
+    [without_port, with_port]
 }
 
 fn split_port(hostport: &str) -> (&str, Option<&str>) {
@@ -763,18 +811,18 @@ mod tests {
     #[test]
     fn url_candidates_touch_only_the_authority() {
         assert_eq!(
-            url_candidates("https://h.example/p:1?q=a:b"),
+            url_candidates("https://h.example/p:1?q=a:b").to_vec(),
             vec![
                 "https://h.example/p:1?q=a:b",
                 "https://h.example:443/p:1?q=a:b"
             ]
         );
         assert_eq!(
-            url_candidates("http://[::1]:8080/x"),
+            url_candidates("http://[::1]:8080/x").to_vec(),
             vec!["http://[::1]/x", "http://[::1]:8080/x"]
         );
         assert_eq!(
-            url_candidates("http://[::1]/x"),
+            url_candidates("http://[::1]/x").to_vec(),
             vec!["http://[::1]/x", "http://[::1]:80/x"]
         );
     }

@@ -86,11 +86,7 @@ pub(super) fn verified(
 ) -> Result<VerifiedForm, u16> {
     let cfg = &state.config;
     UnverifiedRequest::from_http(uri, headers, body)
-        .verify_if(
-            cfg.twilio.verify_signatures,
-            &cfg.server.public_url,
-            &cfg.twilio.auth_token,
-        )
+        .verify_if(cfg.twilio.verify_signatures, &state.twilio_verifier)
         .map_err(|e| {
             let code = e.http_status();
             metrics::counter!(

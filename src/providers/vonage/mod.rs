@@ -20,7 +20,7 @@
 //!
 //! ```text
 //! let req = vonage::UnverifiedRequest::from_http(&method, &uri, &headers, body);
-//! let payload = req.verify_if(cfg.verify_signatures, &cfg.signature_secret, clock.now())?; // 401
+//! let payload = req.verify_if(cfg.verify_signatures, &verifier, clock.now())?; // 401
 //! let call = vonage::answer(&payload.fields()?)?;                                          // 400
 //! let action = decide(call.event).await;
 //! let ncco = vonage::render(&action, &cfg, ring_timeout, &public_url, call.to.as_deref());
@@ -42,6 +42,6 @@ pub use memory::RecentCallers;
 pub use ncco::{render, render_continue, render_route, render_talk, CONTENT_TYPE, EVENT_PATH};
 pub use signature::{
     payload_hash, query_json, query_pairs, sign, SignatureError, UnverifiedRequest,
-    VerifiedPayload, WebhookClaims, TOLERANCE_SECS,
+    VerifiedPayload, Verifier, WebhookClaims, TOLERANCE_SECS,
 };
 pub use webhook::ANSWER_PATH;

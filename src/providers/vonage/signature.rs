@@ -218,13 +218,23 @@ impl UnverifiedRequest {
     }
 
     /// Check the JWT (HS256 with `secret`), its `iat` against `now`, and its `payload_hash`.
+    /// Prepares the key for this one request: a server keeps a [`Verifier`] instead.
     pub fn verify(
         self,
         secret: &Secret,
         now: DateTime<Utc>,
     ) -> Result<VerifiedPayload, SignatureError> {
+        self.verify_with(&Verifier::new(secret), now)
+    }
+
+    /// [`verify`](Self::verify) with a prepared [`Verifier`].
+    pub fn verify_with(
+        self,
+        verifier: &Verifier,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedPayload, SignatureError> {
         let token = self.token.as_deref().ok_or(SignatureError::Missing)?;
-        let claims = decode(token, secret)?;
+        let claims = verifier.decode(token)?;
         let now = now.timestamp();
         if (now - claims.iat).abs() > TOLERANCE_SECS {
             return Err(SignatureError::Stale);
@@ -260,11 +270,11 @@ impl UnverifiedRequest {
     pub fn verify_if(
         self,
         verify_signatures: bool,
-        secret: &Secret,
+        verifier: &Verifier,
         now: DateTime<Utc>,
     ) -> Result<VerifiedPayload, SignatureError> {
         if verify_signatures {
-            self.verify(secret, now)
+            self.verify_with(verifier, now)
         } else {
             Ok(self.skip_verification())
         }
@@ -278,24 +288,43 @@ fn bearer(authorization: Option<&str>) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// Decode and check the HS256 signature; the time claims are checked by the caller against
-/// the injected clock (jsonwebtoken's own `exp` check would read the system clock).
-fn decode(token: &str, secret: &Secret) -> Result<WebhookClaims, SignatureError> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    jsonwebtoken::decode::<WebhookClaims>(
-        token,
-        &DecodingKey::from_secret(secret.expose().as_bytes()),
-        &validation,
-    )
-    .map(|data| data.claims)
-    .map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::InvalidSignature => SignatureError::BadSignature,
-        _ => SignatureError::Malformed,
-    })
+/// The signature secret's HS256 key and the JWT checks, prepared once for a server.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is the signature secret: never print it.
+        f.debug_struct("Verifier").finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    pub fn new(secret: &Secret) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        Verifier {
+            key: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+        }
+    }
+
+    /// Decode and check the HS256 signature; the time claims are checked by the caller against
+    /// the injected clock (jsonwebtoken's own `exp` check would read the system clock).
+    fn decode(&self, token: &str) -> Result<WebhookClaims, SignatureError> {
+        jsonwebtoken::decode::<WebhookClaims>(token, &self.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => SignatureError::BadSignature,
+                _ => SignatureError::Malformed,
+            })
+    }
 }
 
 /// The payload of a request whose JWT was checked (or deliberately not checked).

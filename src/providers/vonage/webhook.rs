@@ -95,7 +95,7 @@ pub(super) fn verified_fields(
     let payload: VerifiedPayload = UnverifiedRequest::from_http(method, uri, headers, body)
         .verify_if(
             cfg.verify_signatures,
-            &cfg.signature_secret,
+            &state.vonage_verifier,
             state.clock.now(),
         )
         .map_err(|e| rejected(endpoint, e.http_status(), &e))?;
