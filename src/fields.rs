@@ -408,17 +408,6 @@ impl<'a> Fields<'a> {
         options: &[(&str, T)],
         message: &str,
     ) -> Option<T> {
-        let empty_in_query = self.source == Source::Query
-            && self
-                .entries
-                .get(key)
-                .is_some_and(|v| v.as_str() == Some(""));
-        if empty_in_query {
-            // `?status=` names no choice: it is not the same as leaving the filter out.
-            self.entries.remove(key);
-            self.problem(key, message.to_string());
-            return None;
-        }
         if need == Required && !self.has(key) {
             self.take(key);
             let words: Vec<&str> = options.iter().map(|(w, _)| *w).collect();
@@ -669,29 +658,5 @@ mod tests {
         let mut f = Fields::query(&v);
         assert_eq!(f.uint("limit", Optional, 1..=1000), Some(50));
         assert!(f.finish().is_empty());
-    }
-    #[test]
-    fn an_empty_choice_in_a_query_string_is_a_problem_not_an_absent_filter() {
-        let params = json!({"status": "", "other": ""});
-        let mut f = Fields::query(&params);
-        let status = f.choice(
-            "status",
-            Optional,
-            &[("open", 1), ("decided", 2)],
-            "must be open or decided",
-        );
-        assert_eq!(status, None);
-        assert!(
-            !f.has("other"),
-            "other empty parameters still read as absent"
-        );
-        let problems = f.finish();
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].field, "status");
-        assert_eq!(problems[0].message, "must be open or decided");
-        let params = json!({"status": "open"});
-        let mut f = Fields::query(&params);
-        let status = f.choice("status", Optional, &[("open", 1)], "must be open");
-        assert_eq!(status, Some(1));
     }
 }

@@ -102,8 +102,8 @@ pub struct AppealDecisionRequest {
 #[derive(Debug, Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AppealQuery {
-    /// open | decided
-    #[param(value_type = Option<AppealStatusName>)]
+    /// open | decided (empty: either)
+    #[param(schema_with = crate::api::schemas::appeal_status_filter)]
     pub status: Option<String>,
     /// Only the appeals against this arrangement (arr_…).
     #[param(schema_with = crate::api::schemas::arrangement_cursor)]

@@ -235,6 +235,11 @@ pub fn review_status_filter() -> Schema {
     or_empty(string().enum_values(Some(["pending", "reviewed"])))
 }
 
+/// An appeal status, or empty.
+pub fn appeal_status_filter() -> Schema {
+    or_empty(string().enum_values(Some(["open", "decided"])))
+}
+
 /// A paging cursor: an arrangement id, or empty.
 pub fn arrangement_cursor() -> Schema {
     or_empty(string().pattern(Some("^arr_[A-Za-z0-9]{1,64}$")))

@@ -558,15 +558,13 @@ async fn appeal_validation_and_roles(app: &TestApp, _clock: &ManualClock) {
         got.sort();
         assert_eq!(got, expected, "{body} -> {p}");
     }
-    // An unknown status, or an empty one (found by schemathesis: `?status=` is not "any").
-    for path in [
-        "/api/v1/appeals?status=closed",
-        "/api/v1/appeals?status=&limit=5",
-    ] {
-        let (status, p) = send(app, Method::GET, path, None).await;
-        assert_eq!(status, 422, "{path}: {p}");
-        assert_eq!(fields(&p), vec!["status"], "{path}");
-    }
+    let (status, p) = send(app, Method::GET, "/api/v1/appeals?status=closed", None).await;
+    assert_eq!(status, 422, "{p}");
+    assert_eq!(fields(&p), vec!["status"]);
+    // An empty filter is no filter, as on every list (and so documented: schemathesis found
+    // the appeals' status documented as a bare enum).
+    let (status, p) = send(app, Method::GET, "/api/v1/appeals?status=&limit=5", None).await;
+    assert_eq!(status, 200, "{p}");
 
     // Agents may do none of it.
     for (method, path) in [
