@@ -228,6 +228,7 @@ macro_rules! console_store_impl {
         #[async_trait]
         impl ConsoleStore for $store {
             async fn create_session(&self, s: &ConsoleSession) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query(INSERT_SESSION)
                     .bind(&s.id_hash)
                     .bind(&s.csrf_token)
@@ -266,6 +267,7 @@ macro_rules! console_store_impl {
                 id_hash: &str,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query(TOUCH_SESSION)
                     .bind(id_hash)
                     .bind($instant(at))
@@ -276,6 +278,7 @@ macro_rules! console_store_impl {
             }
 
             async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query(DELETE_SESSION)
                     .bind(id_hash)
                     .execute(self.console_pool())
@@ -289,6 +292,7 @@ macro_rules! console_store_impl {
                 idle_before: DateTime<Utc>,
                 created_before: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
+                let _turn = self.write_turn().await;
                 let r = sqlx::query(PURGE_SESSIONS)
                     .bind($instant(idle_before))
                     .bind($instant(created_before))
@@ -305,6 +309,7 @@ macro_rules! console_store_impl {
             }
 
             async fn insert_live_calls(&self, calls: &[LiveCall]) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 for chunk in live_chunks(calls) {
                     let sql = insert_live_sql(chunk.len(), ON_CONFLICT, $placeholders);
                     let mut q = sqlx::query(&sql);
@@ -321,7 +326,7 @@ macro_rules! console_store_impl {
                             .bind(route_to)
                             .bind(arr);
                     }
-                    q.execute(self.console_pool()).await.map_err(map_sqlx)?;
+                    q.execute(self.live_pool()).await.map_err(map_sqlx)?;
                 }
                 Ok(())
             }
@@ -331,10 +336,11 @@ macro_rules! console_store_impl {
                 provider: Provider,
                 call_id: &CallId,
             ) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await;
                 let r = sqlx::query(DELETE_LIVE)
                     .bind(provider.as_str())
                     .bind(call_id.as_str())
-                    .execute(self.console_pool())
+                    .execute(self.live_pool())
                     .await
                     .map_err(map_sqlx)?;
                 Ok(r.rows_affected() > 0)
@@ -386,15 +392,17 @@ macro_rules! console_store_impl {
             }
 
             async fn purge_live_calls(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+                let _turn = self.write_turn().await;
                 let r = sqlx::query(PURGE_LIVE)
                     .bind($instant(before))
-                    .execute(self.console_pool())
+                    .execute(self.live_pool())
                     .await
                     .map_err(map_sqlx)?;
                 Ok(r.rows_affected())
             }
 
             async fn create_login(&self, l: &PendingLogin) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query(INSERT_LOGIN)
                     .bind(&l.state_hash)
                     .bind(&l.nonce)
@@ -410,6 +418,7 @@ macro_rules! console_store_impl {
                 &self,
                 state_hash: &str,
             ) -> Result<Option<PendingLogin>, StoreError> {
+                let _turn = self.write_turn().await;
                 let row = sqlx::query(TAKE_LOGIN)
                     .bind(state_hash)
                     .fetch_optional(self.console_pool())

@@ -164,8 +164,10 @@ pub struct DecisionFilter {
     pub limit: u32,
 }
 
-/// Turns the number of calls already counted in the period into a decision.
-pub type DecideFn = Box<dyn FnOnce(u32) -> Decision + Send>;
+/// Turns the number of calls already counted in the period into a decision. It is the pure
+/// engine: a store may call it again with the same count (SQLite's group commit does, when a
+/// batch written in one pass has to be written again call by call) and gets the same answer.
+pub type DecideFn = Box<dyn Fn(u32) -> Decision + Send + Sync>;
 
 #[async_trait]
 pub trait ArrangementStore: Send + Sync + 'static {

@@ -254,7 +254,7 @@ impl Dialect for PgStore {
             tx.rollback().await.map_err(map_sqlx)?;
             return Self::replayed(existing);
         }
-        let (decision, counted_before) = Self::decide_in(&mut tx, &call, decide).await?;
+        let (decision, counted_before) = Self::decide_in(&mut tx, &call, &decide).await?;
         match Self::insert_call(&mut tx, &call, &decision, counted_before).await {
             Ok(()) => {}
             Err(e) if is_unique_violation(&e) => {
@@ -336,5 +336,15 @@ impl PgStore {
     /// The pool, for the console's storage (src/store/console_sql.rs).
     pub(crate) fn console_pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The pool for live-call rows (src/store/console_sql.rs).
+    pub(crate) fn live_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// PostgreSQL has no single writer to queue for (SQLite's store takes its turn here).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        None
     }
 }

@@ -300,7 +300,7 @@ macro_rules! shared_store {
                 .into_domain()
             }
 
-            fn decode_call(r: &DbRow) -> Result<RawCall, StoreError> {
+            pub(super) fn decode_call(r: &DbRow) -> Result<RawCall, StoreError> {
                 Ok(RawCall {
                     provider: get(r, "provider")?,
                     call_id: get(r, "call_id")?,
@@ -643,7 +643,7 @@ macro_rules! shared_store {
                 pub(super) async fn decide_in(
                     conn: &mut Conn,
                     call: &NewCall,
-                    decide: DecideFn,
+                    decide: &DecideFn,
                 ) -> Result<(Decision, u32), StoreError> {
                     let counted_before = match call.period {
                         Some((from, to)) => {
@@ -1007,6 +1007,7 @@ macro_rules! shared_store {
                     status: &str,
                     duration_seconds: Option<i64>,
                 ) -> Result<bool, StoreError> {
+                    let _turn = self.write_turn().await;
                     let done = sqlx::query(
                         "UPDATE calls SET final_status = $1, \
                          duration_seconds = COALESCE($2, duration_seconds) \
@@ -1042,6 +1043,7 @@ macro_rules! shared_store {
                 }
 
                 async fn purge_decisions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+                    let _turn = self.write_turn().await;
                     let done = sqlx::query("DELETE FROM calls WHERE decided_at < $1")
                         .bind(Ts(before))
                         .execute(&self.pool)
@@ -1054,6 +1056,7 @@ macro_rules! shared_store {
             #[async_trait]
             impl TerminationStore for $store {
                 async fn claim_termination(&self, t: &Termination) -> Result<Claim, StoreError> {
+                    let _turn = self.write_turn().await;
                     let mut t = t.clone();
                     t.terminated_at = trunc(t.terminated_at);
                     t.claimed_until = trunc(t.claimed_until);
@@ -1100,6 +1103,7 @@ macro_rules! shared_store {
                     now: DateTime<Utc>,
                     until: DateTime<Utc>,
                 ) -> Result<bool, StoreError> {
+                    let _turn = self.write_turn().await;
                     let done = sqlx::query(
                         "UPDATE terminations SET claimed_until = $1 \
                          WHERE id = $2 AND hangup_result = 'pending' AND claimed_until < $3",
@@ -1211,6 +1215,7 @@ macro_rules! shared_store {
                     &self,
                     before: DateTime<Utc>,
                 ) -> Result<u64, StoreError> {
+                    let _turn = self.write_turn().await;
                     let done = sqlx::query(
                         "DELETE FROM terminations \
                          WHERE review_outcome IS NOT NULL AND terminated_at < $1",
@@ -1236,6 +1241,7 @@ macro_rules! shared_store {
                     id: i64,
                     at: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
+                    let _turn = self.write_turn().await;
                     sqlx::query(
                         "UPDATE termination_outbox SET delivered_at = $1, leased_until = NULL \
                          WHERE id = $2",
@@ -1254,6 +1260,7 @@ macro_rules! shared_store {
                     retry_at: DateTime<Utc>,
                     error: &str,
                 ) -> Result<(), StoreError> {
+                    let _turn = self.write_turn().await;
                     sqlx::query(
                         "UPDATE termination_outbox SET attempts = attempts + 1, \
                          next_attempt_at = $1, leased_until = NULL, last_error = $2 WHERE id = $3",

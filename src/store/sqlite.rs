@@ -31,6 +31,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// An SQLite-backed store.
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for the live-call rows, which commit without an fsync.
+    live: SqlitePool,
     /// SQLite has one writer at a time. Queueing writers here, in arrival order, keeps them off
     /// SQLite's busy handler, whose growing sleeps (up to 100 ms each) made tail latency under
     /// concurrent writes hundreds of milliseconds.
@@ -74,17 +76,26 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(map_sqlx)?;
         MIGRATOR.run(&pool).await.map_err(|e| {
             tracing::error!(error = %e, "sqlite migrations failed");
             StoreError::Internal("database migration failed".into())
         })?;
+        // Live-call rows are not a log (SPEC §12): their commits skip the fsync (WAL with
+        // synchronous = NORMAL), and the next decision's commit makes them durable anyway.
+        let live = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(opts.synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(map_sqlx)?;
         let writer = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         let decisions = group_commit::DecisionWriter::start(pool.clone(), writer.clone());
         Ok(SqliteStore {
             pool,
+            live,
             writer,
             decisions,
         })
@@ -93,6 +104,7 @@ impl SqliteStore {
     /// Close the pool: every later call fails with `Unavailable` (used at shutdown and in tests).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.live.close().await;
     }
 
     /// A write transaction, and this process's turn as SQLite's writer (held until the guard
@@ -259,5 +271,17 @@ impl SqliteStore {
     /// The pool, for the console's storage (src/store/console_sql.rs).
     pub(crate) fn console_pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The pool for live-call rows (src/store/console_sql.rs).
+    pub(crate) fn live_pool(&self) -> &SqlitePool {
+        &self.live
+    }
+
+    /// This process's turn as SQLite's writer, for a write outside `BEGIN IMMEDIATE` (live
+    /// calls, sessions, statuses, the outbox): without it such a write and the decision writer
+    /// meet in SQLite's busy handler, whose sleeps (1, 2, 5, 10 ms …) were the webhook's tail.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        Some(self.writer.clone().lock_owned().await)
     }
 }

@@ -28,6 +28,7 @@ macro_rules! urgent_store_impl {
                 provider: Provider,
                 call_id: &CallId,
             ) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await;
                 let logged = sqlx::query(RELABEL_CALL)
                     .bind(provider.as_str())
                     .bind(call_id.as_str())
@@ -42,6 +43,7 @@ macro_rules! urgent_store_impl {
                 id: &TerminationId,
                 n: &NewNotification,
             ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await;
                 sqlx::query(QUEUE_NOTIFICATION)
                     .bind(id.as_str())
                     .bind(n.event.as_str())

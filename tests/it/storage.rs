@@ -182,7 +182,7 @@ fn limit_decider(a: &Arrangement, limit: u32) -> DecideFn {
             Decision {
                 outcome: Outcome::Continue,
                 reason: Reason::WithinArrangement,
-                arrangement_id: Some(id),
+                arrangement_id: Some(id.clone()),
                 arrangement_version: Some(version),
                 route_to: None,
                 next_permitted_at: None,
@@ -191,7 +191,7 @@ fn limit_decider(a: &Arrangement, limit: u32) -> DecideFn {
             Decision {
                 outcome: Outcome::Refuse,
                 reason: Reason::AllowanceUsed,
-                arrangement_id: Some(id),
+                arrangement_id: Some(id.clone()),
                 arrangement_version: Some(version),
                 route_to: None,
                 next_permitted_at: Some(
@@ -210,7 +210,7 @@ fn route_decider(a: &Arrangement) -> DecideFn {
     Box::new(move |_| Decision {
         outcome: Outcome::Route,
         reason: Reason::DesignatedStaff,
-        arrangement_id: Some(id),
+        arrangement_id: Some(id.clone()),
         arrangement_version: Some(version),
         route_to: Some(StaffId::parse("alice").unwrap()),
         next_permitted_at: None,
