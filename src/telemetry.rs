@@ -15,15 +15,18 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+pub mod log_writer;
+
 /// Keeps the log writer's thread alive; dropping it flushes every line still queued. Hold it
 /// for the life of the process (`fairline serve` drops it after the server has stopped).
-pub type LogGuard = Option<tracing_appender::non_blocking::WorkerGuard>;
+pub type LogGuard = Option<log_writer::WriterGuard>;
 
 /// Install the global tracing subscriber (once; later calls do nothing and return `None`).
 ///
-/// Lines are formatted on the calling thread and written to stderr by a dedicated thread
-/// (`tracing-appender`), so a request never waits on the log's file or pipe. The queue does not
-/// drop lines: when the writer falls 128,000 lines behind, callers wait rather than lose the log.
+/// Lines are formatted on the calling thread and written to stderr by a dedicated thread in
+/// batches ([`log_writer`]: every 50 ms, sooner when much is waiting, everything at shutdown),
+/// so a request never waits on the log's file or pipe and never wakes a thread for its line.
+/// Nothing is dropped: when the writer falls far behind, callers wait rather than lose lines.
 /// ANSI colours only when stderr is a terminal.
 pub fn init_tracing() -> LogGuard {
     use std::io::IsTerminal;
@@ -31,10 +34,7 @@ pub fn init_tracing() -> LogGuard {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let json = std::env::var("FAIRLINE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("fairline-log")
-        .finish(std::io::stderr());
+    let (writer, guard) = log_writer::start(std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry

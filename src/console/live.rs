@@ -21,6 +21,8 @@ use crate::store::LiveCall;
 pub const QUEUE_CAPACITY: usize = 10_000;
 /// The most writes the writer takes at once.
 const BATCH: usize = 500;
+/// How long the writer waits for more rows after the first of a batch.
+const LINGER: Duration = Duration::from_millis(20);
 /// A row older than this is not a call in progress any more.
 pub const MAX_AGE: chrono::Duration = chrono::Duration::hours(4);
 /// How often expired rows and sessions are swept.
@@ -135,6 +137,21 @@ async fn writer(state: AppState, mut rx: mpsc::Receiver<Write>) {
         };
         if n == 0 {
             return;
+        }
+        // Let the rows of the calls decided in the next moment join this batch: under load
+        // a few large transactions instead of one per handful of calls (each a hand-off to
+        // the database's thread). A row reaches the console LINGER later at most.
+        if batch.len() < BATCH && !state.shutdown.is_cancelled() {
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {}
+                _ = state.shutdown.cancelled() => {}
+            }
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(w) => batch.push(w),
+                    Err(_) => break,
+                }
+            }
         }
         apply(&state, std::mem::take(&mut batch)).await;
     }

@@ -78,9 +78,6 @@ pub async fn telnyx_webhook(
             return (e.status(), e.to_string()).into_response();
         }
     };
-    if let Some(id) = event.call_control_id() {
-        tracing::Span::current().record("call_id", id.as_str());
-    }
     if !state
         .telnyx_calls
         .first_time(&format!("event:{}", event.event_id()))

@@ -170,7 +170,6 @@ async fn voice(
             return status_only(e.http_status());
         }
     };
-    tracing::Span::current().record("call_id", event.call_id.as_str());
     tracing::debug!(
         call_id = %event.call_id,
         caller = %masked(&event.caller),
@@ -210,7 +209,6 @@ async fn dial_status(
             return status_only(e.http_status());
         }
     };
-    tracing::Span::current().record("call_id", dial.call_id.as_str());
     let caller = events::classify_from(form.get("From"));
     tracing::info!(
         call_id = %dial.call_id,
@@ -266,7 +264,6 @@ async fn status(
             return status_only(e.http_status());
         }
     };
-    tracing::Span::current().record("call_id", cb.call_id.as_str());
     if !cb.is_final() {
         tracing::debug!(call_id = %cb.call_id, call_status = %cb.call_status, "twilio call progress");
         return StatusCode::NO_CONTENT.into_response();
@@ -326,7 +323,6 @@ pub async fn urgent_pressed(
             return status_only(e.http_status());
         }
     };
-    tracing::Span::current().record("call_id", event.call_id.as_str());
     let target = state.config.decision.urgent.twilio.clone();
     let pressed = safeguarding::pressed(&state, form.get("Digits"));
     match (pressed, target) {

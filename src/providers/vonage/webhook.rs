@@ -168,7 +168,6 @@ async fn answer(
         Ok(c) => c,
         Err(e) => return status_only(rejected(ENDPOINT, e.http_status(), &e)),
     };
-    tracing::Span::current().record("call_id", call.event.call_id.as_str());
     tracing::debug!(
         call_id = %call.event.call_id,
         caller = %masked(&call.event.caller),
@@ -216,7 +215,6 @@ async fn event(
         Ok(None) => return StatusCode::NO_CONTENT.into_response(),
         Err(e) => return status_only(rejected(ENDPOINT, e.http_status(), &e)),
     };
-    tracing::Span::current().record("call_id", ev.call_id.as_str());
     tracing::debug!(call_id = %ev.call_id, status = %ev.status, "vonage call event");
 
     if ev.is_final() {
@@ -313,7 +311,6 @@ pub async fn urgent_pressed(
         Ok(c) => c,
         Err(e) => return status_only(rejected(ENDPOINT, e.http_status(), &e)),
     };
-    tracing::Span::current().record("call_id", call.event.call_id.as_str());
     let target = state.config.decision.urgent.vonage.clone();
     let pressed = safeguarding::pressed(&state, super::urgent::digits(&fields).as_deref());
     match (pressed, target) {
