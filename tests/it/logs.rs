@@ -201,7 +201,9 @@ async fn a_full_run_logs_no_numbers_tokens_or_signatures() {
         "no line for the decided call with its call id"
     );
     assert!(
-        !text.lines().any(|l| l.contains("\"request_id\"") && l.contains("/webhooks/")),
+        !text
+            .lines()
+            .any(|l| l.contains("\"request_id\"") && l.contains("/webhooks/")),
         "a webhook request has a request span"
     );
     // API requests keep theirs: the request id, and the call id an end-call names.
