@@ -94,6 +94,9 @@ fn start_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     tasks.push(outbox::spawn(state));
     tasks.push(spool::spawn(state));
     tasks.extend(console::live::spawn(state));
+    if let Some(handle) = state.metrics.clone() {
+        tasks.push(telemetry::spawn_upkeep(handle, state.shutdown.clone()));
+    }
     tasks
 }
 

@@ -84,6 +84,28 @@ pub fn prometheus() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// How often the recorder's histograms are drained (see [`spawn_upkeep`]).
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The Prometheus recorder keeps every histogram sample in a queue until it is drained: by a
+/// scrape of `/metrics`, or by this task. Without it a service nobody scrapes would grow by
+/// a sample per decided call, for ever.
+pub fn spawn_upkeep(
+    handle: PrometheusHandle,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => handle.run_upkeep(),
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
@@ -292,6 +314,32 @@ mod tests {
         for (i, r) in CacheResult::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[tokio::test]
+    async fn the_upkeep_task_drains_histograms_without_losing_samples_and_stops_on_shutdown() {
+        let Some(handle) = prometheus() else {
+            panic!("no Prometheus recorder");
+        };
+        let h = metrics::histogram!("fairline_test_upkeep_seconds");
+        for _ in 0..3 {
+            h.record(0.001);
+        }
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = spawn_upkeep(handle.clone(), shutdown.clone());
+        // The first tick is immediate: give it a moment, then stop the task.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        shutdown.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(2), task)
+            .await
+            .expect("the upkeep task stops on shutdown")
+            .unwrap();
+        let text = handle.render();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("fairline_test_upkeep_seconds_count") && l.ends_with(" 3")),
+            "{text}"
+        );
     }
 
     #[test]
