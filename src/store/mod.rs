@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod batch;
 pub(crate) mod common;
 pub mod console;
 mod console_sql;

@@ -3,7 +3,8 @@
 //! Race freedom: creating or updating an arrangement takes a transaction-scoped advisory lock
 //! per phone number (in sorted order) before checking that no other arrangement in force has
 //! it; deciding a call locks the arrangement's row (`SELECT … FOR UPDATE`), so counting and
-//! recording are serialised per arrangement across every instance. Every arrangement change
+//! recording are serialised per arrangement across every instance. Each instance writes the
+//! calls that queue up together in one transaction (group commit: `postgres/group_commit.rs`). Every arrangement change
 //! sends `pg_notify` in its transaction; a background `LISTEN` task turns those into
 //! `subscribe_changes` items. The SQL shared with SQLite is in [`super::sql`]; this file holds
 //! what is PostgreSQL's own.
@@ -24,6 +25,7 @@ use super::{DecideFn, NewCall, NewNotification, OutboxItem, RecordedDecision, St
 use crate::domain::{Arrangement, ArrangementId, PhoneNumber, Review, Termination, TerminationId};
 use shared::decode_outbox_item;
 
+mod group_commit;
 mod lifecycle;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -41,6 +43,9 @@ pub struct PgStore {
     channel: String,
     changes: ChangeSender,
     cancel: CancellationToken,
+    /// Decided calls go through one writer task per instance that commits them in batches
+    /// (group commit: [`group_commit`]).
+    decisions: group_commit::DecisionWriter,
 }
 
 shared_store!(PgStore, sqlx::Postgres);
@@ -123,11 +128,13 @@ impl PgStore {
             changes.clone(),
             cancel.clone(),
         ));
+        let decisions = group_commit::DecisionWriter::start(pool.clone());
         Ok(PgStore {
             pool,
             channel,
             changes,
             cancel,
+            decisions,
         })
     }
 
@@ -234,45 +241,14 @@ impl Dialect for PgStore {
         Some(self.changes.subscribe())
     }
 
+    /// Queued to the group-commit writer: counted, decided and written in arrival order, in
+    /// one transaction with the calls queued behind it, and answered after the commit.
     async fn decide_and_record_locked(
         &self,
         call: NewCall,
         decide: DecideFn,
     ) -> Result<RecordedDecision, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        // Serialise every decision under this arrangement, on every instance.
-        let locked: Option<String> =
-            sqlx::query_scalar("SELECT id FROM arrangements WHERE id = $1 FOR UPDATE")
-                .bind(call.arrangement.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-        if locked.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        if let Some(existing) = Self::find_call(&mut *tx, call.provider, &call.call_id).await? {
-            tx.rollback().await.map_err(map_sqlx)?;
-            return Self::replayed(existing);
-        }
-        let (decision, counted_before) = Self::decide_in(&mut tx, &call, &decide).await?;
-        match Self::insert_call(&mut tx, &call, &decision, counted_before).await {
-            Ok(()) => {}
-            Err(e) if is_unique_violation(&e) => {
-                // The same call id was recorded concurrently (under another lock): replay it.
-                tx.rollback().await.map_err(map_sqlx)?;
-                let existing = Self::find_call(&self.pool, call.provider, &call.call_id)
-                    .await?
-                    .ok_or_else(|| StoreError::Internal("a recorded call vanished".into()))?;
-                return Self::replayed(existing);
-            }
-            Err(e) => return Err(map_sqlx(e)),
-        }
-        tx.commit().await.map_err(map_sqlx)?;
-        Ok(RecordedDecision {
-            decision,
-            counted_before,
-            replayed: false,
-        })
+        self.decisions.decide_and_record(call, decide).await
     }
 
     async fn complete_termination_locked(
@@ -333,6 +309,49 @@ impl Dialect for PgStore {
 }
 
 impl PgStore {
+    /// One call in its own transaction, under its arrangement's row lock (the group-commit
+    /// writer's path for a batch of one, and for a batch that could not be written in one pass).
+    async fn decide_one(
+        pool: &PgPool,
+        call: &NewCall,
+        decide: &DecideFn,
+    ) -> Result<RecordedDecision, StoreError> {
+        let mut tx = pool.begin().await.map_err(map_sqlx)?;
+        // Serialise every decision under this arrangement, on every instance.
+        let locked: Option<String> =
+            sqlx::query_scalar("SELECT id FROM arrangements WHERE id = $1 FOR UPDATE")
+                .bind(call.arrangement.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(existing) = Self::find_call(&mut *tx, call.provider, &call.call_id).await? {
+            tx.rollback().await.map_err(map_sqlx)?;
+            return Self::replayed(existing);
+        }
+        let (decision, counted_before) = Self::decide_in(&mut tx, call, decide).await?;
+        match Self::insert_call(&mut tx, call, &decision, counted_before).await {
+            Ok(()) => {}
+            Err(e) if is_unique_violation(&e) => {
+                // The same call id was recorded concurrently (under another lock): replay it.
+                tx.rollback().await.map_err(map_sqlx)?;
+                let existing = Self::find_call(pool, call.provider, &call.call_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Internal("a recorded call vanished".into()))?;
+                return Self::replayed(existing);
+            }
+            Err(e) => return Err(map_sqlx(e)),
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(RecordedDecision {
+            decision,
+            counted_before,
+            replayed: false,
+        })
+    }
+
     /// The pool, for the console's storage (src/store/console_sql.rs).
     pub(crate) fn console_pool(&self) -> &PgPool {
         &self.pool

@@ -29,8 +29,9 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::SqliteStore;
-use crate::engine::Decision;
-use crate::store::common::{map_sqlx, normalise_decision, trunc, RawCall};
+use crate::domain::ArrangementId;
+use crate::store::batch::{self, Answer, BatchCall, Decided};
+use crate::store::common::{map_sqlx, trunc, RawCall};
 use crate::store::sql::{Ts, CALL_COLUMNS};
 use crate::store::{DecideFn, NewCall, RecordedDecision, StoreError};
 
@@ -99,9 +100,6 @@ async fn run(pool: SqlitePool, turn: Arc<Mutex<()>>, mut rx: mpsc::Receiver<Requ
     }
 }
 
-/// What a waiter is answered, unless it gave up (`None`: nothing was written for it).
-type Answer = Option<Result<RecordedDecision, StoreError>>;
-
 /// Run `batch` in one transaction, in order, and answer every waiter after the commit. The
 /// caller holds the writer turn.
 ///
@@ -148,149 +146,44 @@ fn fail_all(batch: Vec<Request>, e: &StoreError) {
     }
 }
 
-/// A call of the batch to insert: the request at `index`, decided.
-struct Decided {
-    index: usize,
-    decision: Decision,
-    counted_before: u32,
-}
-
 /// The whole batch with a few statements: which arrangements exist, which calls were decided
-/// before (a replay answers with the stored decision), the counted calls of each period once,
-/// then every call decided in arrival order with the counts of the batch's earlier calls
-/// added in memory, and all the rows inserted together. An error means nothing of this
-/// transaction may be kept; a call's own failure (its arrangement gone, a stored row that
-/// cannot be read, the engine panicking) is its answer.
+/// before, the counted calls of each period once; then [`batch::plan`] decides every call in
+/// arrival order, and all the rows are inserted together. An error means nothing of this
+/// transaction may be kept.
 async fn in_one_pass(
     tx: &mut Transaction<'static, Sqlite>,
     batch: &[Request],
 ) -> Result<Vec<Answer>, StoreError> {
-    let present = arrangements_present(tx, batch).await?;
-    let earlier = decided_before(tx, batch).await?;
-    let mut stored_counts: HashMap<(String, i64, i64), u32> = HashMap::new();
-    let mut decided: Vec<Decided> = Vec::new();
-    let mut answers = Vec::with_capacity(batch.len());
-    for (index, r) in batch.iter().enumerate() {
-        if r.reply.is_closed() {
-            answers.push(None);
-            continue;
-        }
-        let call = &r.call;
-        if !present.contains(call.arrangement.id.as_str()) {
-            answers.push(Some(Err(StoreError::NotFound)));
-            continue;
-        }
-        let key = (
-            call.provider.as_str().to_owned(),
-            call.call_id.as_str().to_owned(),
-        );
-        if let Some(raw) = earlier.get(&key) {
-            answers.push(Some(replay(raw)));
-            continue;
-        }
-        if let Some(first) = decided
-            .iter()
-            .find(|d| same_call(&batch[d.index].call, call))
-        {
-            answers.push(Some(Ok(RecordedDecision {
-                decision: first.decision.clone(),
-                counted_before: first.counted_before,
-                replayed: true,
-            })));
-            continue;
-        }
-        let counted_before = match call.period {
-            None => 0,
-            Some((from, to)) => {
-                let key = (
-                    call.arrangement.id.as_str().to_owned(),
-                    from.timestamp_millis(),
-                    to.timestamp_millis(),
-                );
-                let stored = match stored_counts.get(&key) {
-                    Some(n) => *n,
-                    None => {
-                        let n = SqliteStore::count_in(&mut **tx, &call.arrangement.id, from, to)
-                            .await?;
-                        stored_counts.insert(key.clone(), n);
-                        n
-                    }
-                };
-                let in_batch = decided
-                    .iter()
-                    .filter(|d| counts_toward(d, &batch[d.index].call, &key))
-                    .count();
-                stored.saturating_add(u32::try_from(in_batch).unwrap_or(u32::MAX))
-            }
-        };
-        let decision =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (r.decide)(counted_before)));
-        let Ok(decision) = decision else {
-            answers.push(Some(Err(StoreError::Internal(
-                "deciding the call failed".into(),
-            ))));
-            continue;
-        };
-        let decision = normalise_decision(decision);
-        answers.push(Some(Ok(RecordedDecision {
-            decision: decision.clone(),
-            counted_before,
-            replayed: false,
-        })));
-        decided.push(Decided {
-            index,
-            decision,
-            counted_before,
-        });
-    }
-    insert_decided(tx, batch, &decided).await?;
-    Ok(answers)
-}
-
-fn same_call(a: &NewCall, b: &NewCall) -> bool {
-    a.provider == b.provider && a.call_id == b.call_id
-}
-
-/// Would the row written for `d` be counted by `COUNT_CALLS` for (arrangement, from, to) in
-/// milliseconds, as the store keeps instants?
-fn counts_toward(d: &Decided, call: &NewCall, key: &(String, i64, i64)) -> bool {
-    let at = call.at.timestamp_millis();
-    d.decision.is_counted()
-        && d.decision.arrangement_id.as_ref().map(|a| a.as_str()) == Some(key.0.as_str())
-        && at >= key.1
-        && at < key.2
-}
-
-fn replay(raw: &RawCall) -> Result<RecordedDecision, StoreError> {
-    Ok(RecordedDecision {
-        decision: raw.decision()?,
-        counted_before: raw.counted_before(),
-        replayed: true,
-    })
-}
-
-/// The ids of the batch's arrangements that are stored (usually one look-up per batch).
-async fn arrangements_present(
-    tx: &mut Transaction<'static, Sqlite>,
-    batch: &[Request],
-) -> Result<HashSet<String>, StoreError> {
-    let mut asked = HashSet::new();
+    let calls: Vec<BatchCall<'_>> = batch
+        .iter()
+        .map(|r| BatchCall {
+            call: &r.call,
+            decide: &r.decide,
+            open: !r.reply.is_closed(),
+        })
+        .collect();
     let mut present = HashSet::new();
-    for r in batch {
-        let id = r.call.arrangement.id.as_str();
-        if !asked.insert(id) {
-            continue;
-        }
+    for id in batch::arrangement_ids(&calls) {
         let found: Option<String> = sqlx::query_scalar("SELECT id FROM arrangements WHERE id = ?")
-            .bind(id)
+            .bind(&id)
             .fetch_optional(&mut **tx)
             .await
             .map_err(map_sqlx)?;
         if found.is_some() {
-            present.insert(id.to_owned());
+            present.insert(id);
         }
     }
-    Ok(present)
+    let earlier = decided_before(tx, &calls).await?;
+    let mut stored = HashMap::new();
+    for (key, (from, to)) in batch::count_keys(&calls, &present) {
+        let id = ArrangementId::parse(&key.0)
+            .map_err(|_| StoreError::Internal("an arrangement id in a batch".into()))?;
+        let n = SqliteStore::count_in(&mut **tx, &id, from, to).await?;
+        stored.insert(key, n);
+    }
+    let (answers, decided) = batch::plan(&calls, &present, &earlier, &stored);
+    insert_decided(tx, &calls, &decided).await?;
+    Ok(answers)
 }
 
 /// The look-up sizes: a batch's call ids are asked for with as few statements as these allow
@@ -300,15 +193,9 @@ const LOOKUP_SIZES: [usize; 3] = [1, 8, 64];
 /// The stored rows of the batch's calls that were decided before, by (provider, call id).
 async fn decided_before(
     tx: &mut Transaction<'static, Sqlite>,
-    batch: &[Request],
+    calls: &[BatchCall<'_>],
 ) -> Result<HashMap<(String, String), RawCall>, StoreError> {
-    let mut wanted: Vec<(&str, &str)> = batch
-        .iter()
-        .filter(|r| !r.reply.is_closed())
-        .map(|r| (r.call.provider.as_str(), r.call.call_id.as_str()))
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
+    let wanted = batch::call_keys(calls);
     let mut found = HashMap::new();
     for same_provider in wanted.chunk_by(|a, b| a.0 == b.0) {
         for chunk in same_provider.chunks(LOOKUP_SIZES[LOOKUP_SIZES.len() - 1]) {
@@ -339,7 +226,7 @@ const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
 /// Insert the decided calls' rows, in arrival order.
 async fn insert_decided(
     tx: &mut Transaction<'static, Sqlite>,
-    batch: &[Request],
+    calls: &[BatchCall<'_>],
     decided: &[Decided],
 ) -> Result<(), StoreError> {
     let mut rest = decided;
@@ -354,7 +241,7 @@ async fn insert_decided(
             );
             let mut query = sqlx::query(&sql);
             for d in chunk {
-                let call = &batch[d.index].call;
+                let call = calls[d.index].call;
                 let decision = &d.decision;
                 query = query
                     .bind(call.provider.as_str())

@@ -1,0 +1,185 @@
+//! Deciding a batch of calls in one pass (group commit), the part both backends share.
+//!
+//! A backend's batch writer reads, inside its transaction, which of the batch's arrangements
+//! exist, which of its calls were decided before, and the counted calls of each period the
+//! batch touches; [`plan`] then decides every call in arrival order, adding the batch's own
+//! earlier calls to the stored counts in memory, exactly as if each call had been counted and
+//! written one after another. The backend inserts the rows of [`Decided`] and commits.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::engine::Decision;
+use crate::store::common::{normalise_decision, RawCall};
+use crate::store::{DecideFn, NewCall, RecordedDecision, StoreError};
+
+/// One call of a batch; `open` is false when its waiter gave up (nothing is written for it).
+pub(crate) struct BatchCall<'a> {
+    pub call: &'a NewCall,
+    pub decide: &'a DecideFn,
+    pub open: bool,
+}
+
+/// What a waiter is answered, unless it gave up (`None`).
+pub(crate) type Answer = Option<Result<RecordedDecision, StoreError>>;
+
+/// A period's counted calls are keyed by arrangement id and the period's bounds in milliseconds
+/// (the store keeps instants to the millisecond).
+pub(crate) type CountKey = (String, i64, i64);
+
+/// A call to insert: the batch's call at `index`, decided.
+pub(crate) struct Decided {
+    pub index: usize,
+    pub decision: Decision,
+    pub counted_before: u32,
+}
+
+/// The distinct arrangement ids of the open calls.
+pub(crate) fn arrangement_ids(calls: &[BatchCall<'_>]) -> Vec<String> {
+    let mut ids: Vec<String> = calls
+        .iter()
+        .filter(|c| c.open)
+        .map(|c| c.call.arrangement.id.as_str().to_owned())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The distinct (provider, call id) of the open calls, sorted by provider.
+pub(crate) fn call_keys<'a>(calls: &[BatchCall<'a>]) -> Vec<(&'a str, &'a str)> {
+    let mut keys: Vec<(&str, &str)> = calls
+        .iter()
+        .filter(|c| c.open)
+        .map(|c| (c.call.provider.as_str(), c.call.call_id.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The periods to count: the distinct (arrangement, period) of the open calls with an
+/// allowance whose arrangement exists, each with its bounds as the calls carry them.
+pub(crate) fn count_keys(
+    calls: &[BatchCall<'_>],
+    present: &HashSet<String>,
+) -> Vec<(CountKey, Period)> {
+    let mut keys: Vec<(CountKey, Period)> = calls
+        .iter()
+        .filter(|c| c.open && present.contains(c.call.arrangement.id.as_str()))
+        .filter_map(|c| c.call.period.map(|p| (key_of(c.call, p), p)))
+        .collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    keys.dedup_by(|a, b| a.0 == b.0);
+    keys
+}
+
+/// An allowance period: start inclusive, end exclusive.
+pub(crate) type Period = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
+
+fn key_of(call: &NewCall, (from, to): Period) -> CountKey {
+    (
+        call.arrangement.id.as_str().to_owned(),
+        from.timestamp_millis(),
+        to.timestamp_millis(),
+    )
+}
+
+/// Decide every open call in arrival order. `present`: the arrangements that exist;
+/// `earlier`: calls decided before, by (provider, call id); `stored`: the counted calls of
+/// each of [`count_keys`] in the store. A call's own failure (its arrangement gone, a stored
+/// row that cannot be read, the engine panicking) is its answer and writes nothing.
+pub(crate) fn plan(
+    calls: &[BatchCall<'_>],
+    present: &HashSet<String>,
+    earlier: &HashMap<(String, String), RawCall>,
+    stored: &HashMap<CountKey, u32>,
+) -> (Vec<Answer>, Vec<Decided>) {
+    let mut decided: Vec<Decided> = Vec::new();
+    let mut answers = Vec::with_capacity(calls.len());
+    for (index, c) in calls.iter().enumerate() {
+        if !c.open {
+            answers.push(None);
+            continue;
+        }
+        let answer = plan_one(calls, index, present, earlier, stored, &mut decided);
+        answers.push(Some(answer));
+    }
+    (answers, decided)
+}
+
+fn plan_one(
+    calls: &[BatchCall<'_>],
+    index: usize,
+    present: &HashSet<String>,
+    earlier: &HashMap<(String, String), RawCall>,
+    stored: &HashMap<CountKey, u32>,
+    decided: &mut Vec<Decided>,
+) -> Result<RecordedDecision, StoreError> {
+    let call = calls[index].call;
+    if !present.contains(call.arrangement.id.as_str()) {
+        return Err(StoreError::NotFound);
+    }
+    let key = (
+        call.provider.as_str().to_owned(),
+        call.call_id.as_str().to_owned(),
+    );
+    if let Some(raw) = earlier.get(&key) {
+        return Ok(RecordedDecision {
+            decision: raw.decision()?,
+            counted_before: raw.counted_before(),
+            replayed: true,
+        });
+    }
+    if let Some(first) = decided
+        .iter()
+        .find(|d| same_call(calls[d.index].call, call))
+    {
+        return Ok(RecordedDecision {
+            decision: first.decision.clone(),
+            counted_before: first.counted_before,
+            replayed: true,
+        });
+    }
+    let counted_before = match call.period {
+        None => 0,
+        Some(period) => {
+            let key = key_of(call, period);
+            let Some(&in_store) = stored.get(&key) else {
+                return Err(StoreError::Internal("a period was not counted".into()));
+            };
+            let in_batch = decided
+                .iter()
+                .filter(|d| counts_toward(d, calls[d.index].call, &key))
+                .count();
+            in_store.saturating_add(u32::try_from(in_batch).unwrap_or(u32::MAX))
+        }
+    };
+    let decide = calls[index].decide;
+    let decision =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(counted_before)))
+            .map_err(|_| StoreError::Internal("deciding the call failed".into()))?;
+    let decision = normalise_decision(decision);
+    decided.push(Decided {
+        index,
+        decision: decision.clone(),
+        counted_before,
+    });
+    Ok(RecordedDecision {
+        decision,
+        counted_before,
+        replayed: false,
+    })
+}
+
+fn same_call(a: &NewCall, b: &NewCall) -> bool {
+    a.provider == b.provider && a.call_id == b.call_id
+}
+
+/// Would the row written for `d` be counted by `COUNT_CALLS` for `key`?
+fn counts_toward(d: &Decided, call: &NewCall, key: &CountKey) -> bool {
+    let at = call.at.timestamp_millis();
+    d.decision.is_counted()
+        && d.decision.arrangement_id.as_ref().map(|a| a.as_str()) == Some(key.0.as_str())
+        && at >= key.1
+        && at < key.2
+}
