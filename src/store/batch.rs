@@ -8,9 +8,94 @@
 
 use std::collections::{HashMap, HashSet};
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::engine::Decision;
 use crate::store::common::{normalise_decision, RawCall};
 use crate::store::{DecideFn, NewCall, RecordedDecision, StoreError};
+
+/// At most this many calls in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// Calls waiting for a writer; senders wait (asynchronously) when it is full.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+pub(crate) type Reply = oneshot::Sender<Result<RecordedDecision, StoreError>>;
+
+/// One call queued for a backend's batch writer, and who waits for its answer.
+pub(crate) struct Request {
+    pub call: NewCall,
+    pub decide: DecideFn,
+    pub reply: Reply,
+}
+
+/// The sending side of a backend's batch writer task.
+pub(crate) struct DecisionQueue {
+    queue: mpsc::Sender<Request>,
+}
+
+impl DecisionQueue {
+    /// The queue and the receiver its writer task drains (the task ends when the queue is
+    /// dropped).
+    pub(crate) fn new() -> (DecisionQueue, mpsc::Receiver<Request>) {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        (DecisionQueue { queue }, rx)
+    }
+
+    /// Queue a call and wait until it is committed (or failed).
+    pub(crate) async fn decide_and_record(
+        &self,
+        call: NewCall,
+        decide: DecideFn,
+    ) -> Result<RecordedDecision, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the decision writer has stopped".into());
+        self.queue
+            .send(Request {
+                call,
+                decide,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// How many calls wait for the writer.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        QUEUE - self.queue.capacity()
+    }
+}
+
+/// The batch as [`plan`] reads it.
+pub(crate) fn batch_calls(batch: &[Request]) -> Vec<BatchCall<'_>> {
+    batch
+        .iter()
+        .map(|r| BatchCall {
+            call: &r.call,
+            decide: &r.decide,
+            open: !r.reply.is_closed(),
+        })
+        .collect()
+}
+
+/// Answer every waiter of `batch` with `e`.
+pub(crate) fn fail_all(batch: Vec<Request>, e: &StoreError) {
+    for r in batch {
+        let _ = r.reply.send(Err(copy_error(e)));
+    }
+}
+
+/// The same error for another waiter (`StoreError` is not `Clone`: it is built from drivers'
+/// errors).
+pub(crate) fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
+        StoreError::NotFound => StoreError::NotFound,
+        other => StoreError::Internal(other.to_string()),
+    }
+}
 
 /// One call of a batch; `open` is false when its waiter gave up (nothing is written for it).
 pub(crate) struct BatchCall<'a> {

@@ -45,7 +45,7 @@ pub struct PgStore {
     cancel: CancellationToken,
     /// Decided calls go through one writer task per instance that commits them in batches
     /// (group commit: [`group_commit`]).
-    decisions: group_commit::DecisionWriter,
+    decisions: super::batch::DecisionQueue,
 }
 
 shared_store!(PgStore, sqlx::Postgres);
@@ -128,7 +128,7 @@ impl PgStore {
             changes.clone(),
             cancel.clone(),
         ));
-        let decisions = group_commit::DecisionWriter::start(pool.clone());
+        let decisions = group_commit::start(pool.clone());
         Ok(PgStore {
             pool,
             channel,

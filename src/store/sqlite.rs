@@ -39,7 +39,7 @@ pub struct SqliteStore {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Decided calls go through one writer task that commits them in batches (group commit:
     /// [`group_commit`]); it takes `writer` for each batch.
-    decisions: group_commit::DecisionWriter,
+    decisions: super::batch::DecisionQueue,
 }
 
 shared_store!(SqliteStore, sqlx::Sqlite);
@@ -92,7 +92,7 @@ impl SqliteStore {
             .await
             .map_err(map_sqlx)?;
         let writer = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-        let decisions = group_commit::DecisionWriter::start(pool.clone(), writer.clone());
+        let decisions = group_commit::start(pool.clone(), writer.clone());
         Ok(SqliteStore {
             pool,
             live,

@@ -20,61 +20,22 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::PgStore;
 use crate::domain::ArrangementId;
-use crate::store::batch::{self, Answer, BatchCall, Decided};
+use crate::store::batch::{
+    self, copy_error, fail_all, Answer, BatchCall, Decided, DecisionQueue, Request, MAX_BATCH,
+};
 use crate::store::common::{map_sqlx, trunc, RawCall};
 use crate::store::sql::{Ts, CALL_COLUMNS};
-use crate::store::{DecideFn, NewCall, RecordedDecision, StoreError};
+use crate::store::StoreError;
 
-/// At most this many calls in one transaction.
-const MAX_BATCH: usize = 256;
-
-/// Calls waiting for the writer; senders wait (asynchronously) when it is full.
-const QUEUE: usize = 4 * MAX_BATCH;
-
-type Reply = oneshot::Sender<Result<RecordedDecision, StoreError>>;
-
-/// One call to decide and record.
-pub(super) struct Request {
-    call: NewCall,
-    decide: DecideFn,
-    reply: Reply,
-}
-
-/// The sending side of the writer task.
-pub(super) struct DecisionWriter {
-    queue: mpsc::Sender<Request>,
-}
-
-impl DecisionWriter {
-    /// Start the writer task on the current runtime; it ends when the writer is dropped.
-    pub(super) fn start(pool: PgPool) -> DecisionWriter {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
-        DecisionWriter { queue }
-    }
-
-    /// Queue a call and wait until it is committed (or failed).
-    pub(super) async fn decide_and_record(
-        &self,
-        call: NewCall,
-        decide: DecideFn,
-    ) -> Result<RecordedDecision, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let stopped = || StoreError::Unavailable("the decision writer has stopped".into());
-        self.queue
-            .send(Request {
-                call,
-                decide,
-                reply,
-            })
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
+/// Start the writer task on the current runtime; it ends when the queue is dropped.
+pub(super) fn start(pool: PgPool) -> DecisionQueue {
+    let (queue, rx) = DecisionQueue::new();
+    tokio::spawn(run(pool, rx));
+    queue
 }
 
 async fn run(pool: PgPool, mut rx: mpsc::Receiver<Request>) {
@@ -92,13 +53,7 @@ pub(super) async fn write_batch(pool: &PgPool, batch: Vec<Request>) {
     }
     let mut tx = match pool.begin().await {
         Ok(tx) => tx,
-        Err(e) => {
-            let e = map_sqlx(e);
-            for r in batch {
-                let _ = r.reply.send(Err(copy_error(&e)));
-            }
-            return;
-        }
+        Err(e) => return fail_all(batch, &map_sqlx(e)),
     };
     match in_one_pass(&mut tx, &batch).await {
         Ok(answers) => {
@@ -134,14 +89,7 @@ async fn in_one_pass(
     tx: &mut Transaction<'static, Postgres>,
     batch: &[Request],
 ) -> Result<Vec<Answer>, StoreError> {
-    let calls: Vec<BatchCall<'_>> = batch
-        .iter()
-        .map(|r| BatchCall {
-            call: &r.call,
-            decide: &r.decide,
-            open: !r.reply.is_closed(),
-        })
-        .collect();
+    let calls = batch::batch_calls(batch);
     // Lock in id order: two instances locking overlapping sets cannot wait on each other.
     let locked: Vec<String> =
         sqlx::query_scalar("SELECT id FROM arrangements WHERE id = ANY($1) ORDER BY id FOR UPDATE")
@@ -245,27 +193,20 @@ async fn insert_decided(
     Ok(())
 }
 
-/// The same error for another waiter (`StoreError` is not `Clone`).
-fn copy_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
-        StoreError::NotFound => StoreError::NotFound,
-        other => StoreError::Internal(other.to_string()),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use chrono::{Duration, SubsecRound, Utc};
 
     use super::*;
+    use tokio::sync::oneshot;
+
     use crate::domain::{
         Allowance, AllowancePeriod, Arrangement, ArrangementKind, CallId, LanguageSetting,
         PhoneNumber, Provider,
     };
     use crate::engine::{Decision, Outcome, Reason};
-    use crate::store::{ArrangementStore, DecisionSource};
+    use crate::store::{ArrangementStore, DecideFn, DecisionSource, NewCall, RecordedDecision};
 
     #[test]
     fn the_insert_statement_numbers_every_row_s_parameters() {

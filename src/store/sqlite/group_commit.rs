@@ -26,62 +26,23 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::{Sqlite, SqlitePool, Transaction};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, Mutex};
 
 use super::SqliteStore;
 use crate::domain::ArrangementId;
-use crate::store::batch::{self, Answer, BatchCall, Decided};
+use crate::store::batch::{
+    self, copy_error, fail_all, Answer, BatchCall, Decided, DecisionQueue, Reply, Request,
+    MAX_BATCH,
+};
 use crate::store::common::{map_sqlx, trunc, RawCall};
 use crate::store::sql::{Ts, CALL_COLUMNS};
 use crate::store::{DecideFn, NewCall, RecordedDecision, StoreError};
 
-/// At most this many calls in one transaction.
-pub(super) const MAX_BATCH: usize = 256;
-
-/// Calls waiting for the writer; senders wait (asynchronously) when it is full.
-const QUEUE: usize = 4 * MAX_BATCH;
-
-type Reply = oneshot::Sender<Result<RecordedDecision, StoreError>>;
-
-/// One call to decide and record.
-pub(super) struct Request {
-    call: NewCall,
-    decide: DecideFn,
-    reply: Reply,
-}
-
-/// The sending side of the writer task.
-pub(super) struct DecisionWriter {
-    queue: mpsc::Sender<Request>,
-}
-
-impl DecisionWriter {
-    /// Start the writer task on the current runtime; it ends when the writer is dropped.
-    pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>) -> DecisionWriter {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, turn, rx));
-        DecisionWriter { queue }
-    }
-
-    /// Queue a call and wait until it is committed (or failed).
-    pub(super) async fn decide_and_record(
-        &self,
-        call: NewCall,
-        decide: DecideFn,
-    ) -> Result<RecordedDecision, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Request {
-                call,
-                decide,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Unavailable("the decision writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the decision writer has stopped".into()))?
-    }
+/// Start the writer task on the current runtime; it ends when the queue is dropped.
+pub(super) fn start(pool: SqlitePool, turn: Arc<Mutex<()>>) -> DecisionQueue {
+    let (queue, rx) = DecisionQueue::new();
+    tokio::spawn(run(pool, turn, rx));
+    queue
 }
 
 async fn run(pool: SqlitePool, turn: Arc<Mutex<()>>, mut rx: mpsc::Receiver<Request>) {
@@ -140,12 +101,6 @@ pub(super) async fn write_batch(pool: &SqlitePool, batch: Vec<Request>) {
     }
 }
 
-fn fail_all(batch: Vec<Request>, e: &StoreError) {
-    for r in batch {
-        let _ = r.reply.send(Err(copy_error(e)));
-    }
-}
-
 /// The whole batch with a few statements: which arrangements exist, which calls were decided
 /// before, the counted calls of each period once; then [`batch::plan`] decides every call in
 /// arrival order, and all the rows are inserted together. An error means nothing of this
@@ -154,14 +109,7 @@ async fn in_one_pass(
     tx: &mut Transaction<'static, Sqlite>,
     batch: &[Request],
 ) -> Result<Vec<Answer>, StoreError> {
-    let calls: Vec<BatchCall<'_>> = batch
-        .iter()
-        .map(|r| BatchCall {
-            call: &r.call,
-            decide: &r.decide,
-            open: !r.reply.is_closed(),
-        })
-        .collect();
+    let calls = batch::batch_calls(batch);
     let mut present = HashSet::new();
     for id in batch::arrangement_ids(&calls) {
         let found: Option<String> = sqlx::query_scalar("SELECT id FROM arrangements WHERE id = ?")
@@ -377,16 +325,6 @@ async fn record(
     })
 }
 
-/// The same error for another waiter (`StoreError` is not `Clone`: it is built from drivers'
-/// errors).
-fn copy_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
-        StoreError::NotFound => StoreError::NotFound,
-        other => StoreError::Internal(other.to_string()),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -399,6 +337,7 @@ mod tests {
     };
     use crate::engine::{Decision, Outcome, Reason};
     use crate::store::{ArrangementStore, CallLog, DecisionFilter, DecisionSource};
+    use tokio::sync::oneshot;
 
     async fn store() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -808,7 +747,7 @@ mod tests {
         // Let them queue (the writer holds the first while it waits for its turn); how they
         // split into batches does not change what is asserted.
         for _ in 0..200 {
-            if QUEUE - store.decisions.queue.capacity() >= 39 {
+            if store.decisions.queued() >= 39 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
