@@ -268,3 +268,46 @@ fn counts_toward(d: &Decided, call: &NewCall, key: &CountKey) -> bool {
         && at >= key.1
         && at < key.2
 }
+
+/// A restricted arrangement in force now for `number`, with an allowance of `count` calls a
+/// day, as both backends' group-commit tests store it.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_arrangement(count: u32, number: &str) -> crate::domain::Arrangement {
+    use crate::domain::{
+        Allowance, AllowancePeriod, Arrangement, ArrangementId, ArrangementKind, LanguageSetting,
+        PhoneNumber,
+    };
+    use chrono::{Duration, SubsecRound, Utc};
+    let t = Utc::now().trunc_subsecs(3);
+    Arrangement {
+        id: ArrangementId::generate(),
+        customer_ref: "PSOW-2026-00123".into(),
+        customer_name: None,
+        phone_numbers: vec![PhoneNumber::parse(number).unwrap()],
+        kind: ArrangementKind::Restricted,
+        windows: Vec::new(),
+        allowance: Some(Allowance {
+            count,
+            per: AllowancePeriod::Day,
+        }),
+        designated_staff: Vec::new(),
+        max_call_minutes: None,
+        language: LanguageSetting::En,
+        reason: "repeated abusive calls".into(),
+        decided_by: "Director of Investigations".into(),
+        equality_advice_sought: true,
+        advocate: None,
+        starts_at: t - Duration::days(1),
+        ends_at: t + Duration::days(30),
+        review_due: (t + Duration::days(20)).date_naive(),
+        revoked_at: None,
+        revoked_reason: None,
+        created_at: t,
+        updated_at: t,
+        version: 0,
+        customer_explanation: None,
+        open_appeals: 0,
+        urgent_route: true,
+    }
+}

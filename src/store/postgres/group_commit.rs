@@ -196,15 +196,12 @@ async fn insert_decided(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use chrono::{Duration, SubsecRound, Utc};
+    use chrono::{Duration, Utc};
 
     use super::*;
     use tokio::sync::oneshot;
 
-    use crate::domain::{
-        Allowance, AllowancePeriod, Arrangement, ArrangementKind, CallId, LanguageSetting,
-        PhoneNumber, Provider,
-    };
+    use crate::domain::{Arrangement, CallId, Provider};
     use crate::engine::{Decision, Outcome, Reason};
     use crate::store::{ArrangementStore, DecideFn, DecisionSource, NewCall, RecordedDecision};
 
@@ -234,37 +231,7 @@ mod tests {
     }
 
     async fn arranged(store: &PgStore, count: u32, number: &str) -> Arrangement {
-        let t = Utc::now().trunc_subsecs(3);
-        let a = Arrangement {
-            id: ArrangementId::generate(),
-            customer_ref: "PSOW-2026-00123".into(),
-            customer_name: None,
-            phone_numbers: vec![PhoneNumber::parse(number).unwrap()],
-            kind: ArrangementKind::Restricted,
-            windows: Vec::new(),
-            allowance: Some(Allowance {
-                count,
-                per: AllowancePeriod::Day,
-            }),
-            designated_staff: Vec::new(),
-            max_call_minutes: None,
-            language: LanguageSetting::En,
-            reason: "repeated abusive calls".into(),
-            decided_by: "Director of Investigations".into(),
-            equality_advice_sought: true,
-            advocate: None,
-            starts_at: t - Duration::days(1),
-            ends_at: t + Duration::days(30),
-            review_due: (t + Duration::days(20)).date_naive(),
-            revoked_at: None,
-            revoked_reason: None,
-            created_at: t,
-            updated_at: t,
-            version: 0,
-            customer_explanation: None,
-            open_appeals: 0,
-            urgent_route: true,
-        };
+        let a = crate::store::batch::test_arrangement(count, number);
         store.create_arrangement(&a, "m").await.unwrap()
     }
 

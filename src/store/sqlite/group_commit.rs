@@ -331,10 +331,7 @@ mod tests {
     use chrono::{DateTime, Duration, SubsecRound, Utc};
 
     use super::*;
-    use crate::domain::{
-        Allowance, AllowancePeriod, Arrangement, ArrangementId, ArrangementKind, CallId,
-        LanguageSetting, PhoneNumber, Provider,
-    };
+    use crate::domain::{Arrangement, ArrangementId, CallId, Provider};
     use crate::engine::{Decision, Outcome, Reason};
     use crate::store::{ArrangementStore, CallLog, DecisionFilter, DecisionSource};
     use tokio::sync::oneshot;
@@ -357,37 +354,7 @@ mod tests {
     }
 
     async fn arranged_for(store: &SqliteStore, count: u32, number: &str) -> Arrangement {
-        let t = now();
-        let a = Arrangement {
-            id: ArrangementId::generate(),
-            customer_ref: "PSOW-2026-00123".into(),
-            customer_name: None,
-            phone_numbers: vec![PhoneNumber::parse(number).unwrap()],
-            kind: ArrangementKind::Restricted,
-            windows: Vec::new(),
-            allowance: Some(Allowance {
-                count,
-                per: AllowancePeriod::Day,
-            }),
-            designated_staff: Vec::new(),
-            max_call_minutes: None,
-            language: LanguageSetting::En,
-            reason: "repeated abusive calls".into(),
-            decided_by: "Director of Investigations".into(),
-            equality_advice_sought: true,
-            advocate: None,
-            starts_at: t - Duration::days(1),
-            ends_at: t + Duration::days(30),
-            review_due: (t + Duration::days(20)).date_naive(),
-            revoked_at: None,
-            revoked_reason: None,
-            created_at: t,
-            updated_at: t,
-            version: 0,
-            customer_explanation: None,
-            open_appeals: 0,
-            urgent_route: true,
-        };
+        let a = crate::store::batch::test_arrangement(count, number);
         store.create_arrangement(&a, "m").await.unwrap()
     }
 
