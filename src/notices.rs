@@ -207,6 +207,9 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             if let Err(e) = sweep(&state).await {
                 tracing::warn!(error = %e, "the notice sweep failed; it runs again later");
             }
+            state
+                .notice_sweeps
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
             tokio::select! {
                 _ = state.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(SWEEP_EVERY) => {},

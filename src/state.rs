@@ -44,6 +44,9 @@ pub struct App {
     pub live_calls: Arc<crate::console::live::LiveCalls>,
     /// Terminations kept locally while the store is down (SPEC §11).
     pub spool: Arc<crate::spool::Spool>,
+    /// How many background notice sweeps (SPEC §13) have finished, failed ones included: the
+    /// first one runs at start, concurrently with everything else.
+    pub notice_sweeps: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -136,6 +139,7 @@ impl AppState {
             tasks: tokio_util::task::TaskTracker::new(),
             live_calls: Arc::new(crate::console::live::LiveCalls::default()),
             spool,
+            notice_sweeps: std::sync::atomic::AtomicU64::new(0),
         })))
     }
 

@@ -46,6 +46,24 @@ fn overrides(clock: &ManualClock) -> Overrides {
     }
 }
 
+/// Wait until the app's background sweep at start has finished, so that the sweeps a test runs
+/// itself are the only ones queueing what the test creates.
+async fn start_sweep_done(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while app
+        .state
+        .notice_sweeps
+        .load(std::sync::atomic::Ordering::Acquire)
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweep at start never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Run `$name(app, clock, receiver)` against SQLite and PostgreSQL.
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {$(
@@ -58,6 +76,7 @@ macro_rules! both_backends {
                 let rx = receiver().await;
                 let app = TestApp::spawn_with(&extra(&rx), overrides(&clock)).await;
                 app.state.outbox.set_base_backoff(Duration::from_millis(20));
+                start_sweep_done(&app).await;
                 super::$name(&app, &clock, &rx).await;
                 app.stop().await;
             }
@@ -72,6 +91,7 @@ macro_rules! both_backends {
                     .await
                     .unwrap();
                 app.state.outbox.set_base_backoff(Duration::from_millis(20));
+                start_sweep_done(&app).await;
                 super::$name(&app, &clock, &rx).await;
                 app.stop().await;
                 let _ = fairline::store::postgres::PgStore::drop_schema(&url, &schema).await;
