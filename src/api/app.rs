@@ -15,14 +15,19 @@ use crate::state::AppState;
 use crate::{api, providers};
 
 /// The whole HTTP surface: webhooks, the `/api/v1` JSON API, health and metrics.
+///
+/// The platforms' webhooks sit outside the layers of everything else and have only the body
+/// limit (413 above `server.max_body_bytes`, with or without a Content-Length): they need no
+/// request span (their one "call decided" line names the provider and the call), and the
+/// problem+json rewrite is for `/api/` only. The trace and middleware layers cost about an
+/// eighth of an unknown caller's webhook under load (bench/run.sh, docs/benchmarks.md).
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
-    Router::new()
+    let everything_else = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(api::router(state.clone()))
-        .merge(webhook_routes(&state))
         .merge(api::console::router(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
@@ -31,13 +36,6 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                // A platform's webhook logs one line per decided call that says what happened
-                // (provider, call id, outcome, reason), and its warnings name the endpoint and
-                // the call: a span per webhook request, with its request id, cost a fifth of a
-                // webhook's CPU time under load. The API and the console keep theirs.
-                if req.uri().path().starts_with("/webhooks/") {
-                    return tracing::Span::none();
-                }
                 // The path only: queries may carry numbers (`?phone=`).
                 tracing::info_span!(
                     "request",
@@ -47,7 +45,11 @@ pub fn app(state: AppState) -> Router {
                     call_id = tracing::field::Empty,
                 )
             }),
-        )
+        );
+    // `everything_else` first: its fallback (a problem+json 404, through its layers) stays the
+    // fallback of the whole.
+    everything_else
+        .merge(webhook_routes(&state).layer(DefaultBodyLimit::max(max_body)))
         .with_state(state)
 }
 
