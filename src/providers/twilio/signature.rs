@@ -380,61 +380,71 @@ fn decode_lossy(body: &[u8]) -> Vec<(String, String)> {
 /// Decode a form body, refusing bytes or escapes that are not UTF-8.
 fn decode_strict(body: &[u8]) -> Result<Fields, SignatureError> {
     let mut text = Vec::with_capacity(body.len());
-    let mut spans = Vec::with_capacity(body.iter().filter(|b| **b == b'&').count() + 1);
+    let mut spans = Vec::with_capacity(memchr::memchr_iter(b'&', body).count() + 1);
     for piece in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (name, value) = match piece.iter().position(|b| *b == b'=') {
+        let (name, value) = match memchr::memchr(b'=', piece) {
             Some(i) => (&piece[..i], &piece[i + 1..]),
             None => (piece, &[][..]),
         };
-        let name = decode_component(name, &mut text)?;
-        let value = decode_component(value, &mut text)?;
+        let name = decode_component(name, &mut text);
+        let value = decode_component(value, &mut text);
         spans.push((name, value));
     }
-    // Each component was checked on its own, so the whole is UTF-8 and every span falls on
-    // character boundaries.
-    let text = String::from_utf8(text)
-        .map_err(|_| SignatureError::MalformedBody("a field is not UTF-8 once decoded".into()))?;
+    let not_utf8 = || SignatureError::MalformedBody("a field is not UTF-8 once decoded".into());
+    let text = String::from_utf8(text).map_err(|_| not_utf8())?;
+    // The whole is UTF-8; each name and value must be on its own, i.e. start and end on a
+    // character boundary (a character split between a name and its value is refused).
+    let on_boundaries =
+        |r: &std::ops::Range<usize>| text.is_char_boundary(r.start) && text.is_char_boundary(r.end);
+    if !spans
+        .iter()
+        .all(|(name, value)| on_boundaries(name) && on_boundaries(value))
+    {
+        return Err(not_utf8());
+    }
     Ok(Fields { text, spans })
 }
 
-/// Append one decoded name or value to `out`; its range in `out`.
-fn decode_component(
-    raw: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<std::ops::Range<usize>, SignatureError> {
-    // One pass: `+` is a space, `%XY` a byte, a `%` not followed by two hex digits is kept (a
-    // `%2B` decodes to a plus that is not turned into a space).
+/// The value of one hexadecimal digit.
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Append one decoded name or value to `out`; its range in `out` (not checked for UTF-8).
+fn decode_component(raw: &[u8], out: &mut Vec<u8>) -> std::ops::Range<usize> {
+    // `+` is a space, `%XY` a byte, a `%` not followed by two hex digits is kept (a `%2B`
+    // decodes to a plus that is not turned into a space). Runs without either are copied whole.
     let start = out.len();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
+    let mut rest = raw;
+    while let Some(i) = memchr::memchr2(b'+', b'%', rest) {
+        out.extend_from_slice(&rest[..i]);
+        if rest[i] == b'+' {
+            out.push(b' ');
+            rest = &rest[i + 1..];
+            continue;
+        }
+        let byte = match (rest.get(i + 1), rest.get(i + 2)) {
+            (Some(&hi), Some(&lo)) => hex_digit(hi).zip(hex_digit(lo)),
+            _ => None,
+        };
+        match byte {
+            Some((hi, lo)) => {
+                out.push(hi << 4 | lo);
+                rest = &rest[i + 3..];
             }
-            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push((hi * 16 + lo) as u8);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b => {
-                out.push(b);
-                i += 1;
+            None => {
+                out.push(b'%');
+                rest = &rest[i + 1..];
             }
         }
     }
-    match std::str::from_utf8(&out[start..]) {
-        Ok(_) => Ok(start..out.len()),
-        Err(_) => Err(SignatureError::MalformedBody(
-            "a field is not UTF-8 once decoded".into(),
-        )),
-    }
+    out.extend_from_slice(rest);
+    start..out.len()
 }
 
 /// The two forms of a URL Twilio may have signed: with the port (`:443`/`:80` added when
