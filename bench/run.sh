@@ -274,7 +274,7 @@ if [ -f "$here/durable.sh" ]; then
   echo "running bench/durable.sh..." >&2
   DURATION="$duration" THREADS="$threads" CONNECTIONS="$connections" BEFORE_REF="$before_ref" \
     bash "$here/durable.sh" \
-    | tee /dev/stderr | grep '^|' | grep -v -e '^|---' -e '^| *measured' >"$work/durable" || true
+    | tee /dev/stderr | grep '^|' | grep -v -e '^|---' -e '^| *measured' -e '^| *scenario' >"$work/durable" || true
 fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
