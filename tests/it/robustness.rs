@@ -154,26 +154,36 @@ async fn ten_thousand_bad_bodies_never_get_a_5xx() {
         }
     };
     let warm = run(0, 2_000, 1).await;
-    let before = rss_kib();
-    let rest = run(2_000, 10_000, 2).await;
-    let after = rss_kib();
+    // Then four rounds of 2,000, each measured on its own: the test binary runs other tests
+    // at the same time, and one of them may grow the shared process in any one round; a leak
+    // grows it in every round.
+    let mut rest = Vec::new();
+    let mut growth = Vec::new();
+    for round in 0..4u64 {
+        let before = rss_kib();
+        let from = 2_000 + round as usize * 2_000;
+        rest.extend(run(from, from + 2_000, 2 + round).await);
+        growth.push(rss_kib().saturating_sub(before));
+    }
     let mut by_status = std::collections::BTreeMap::new();
     for (path, status) in warm.iter().chain(rest.iter()) {
         assert!(*status < 500, "{path} answered {status}");
         *by_status.entry(*status).or_insert(0) += 1;
     }
     assert_eq!(warm.len() + rest.len(), 10_000);
-    eprintln!("statuses: {by_status:?}; RSS {before} KiB → {after} KiB");
+    eprintln!("statuses: {by_status:?}; RSS growth per round of 2,000: {growth:?} KiB");
     let r = client
         .get(format!("{}/healthz", app.url))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "still alive");
-    // Flat memory: 8,000 more requests must not grow the process by more than 32 MiB.
+    // Flat memory: in at least one round, 2,000 requests grew the process by less than 8 MiB
+    // (a leak of 4 KiB a request would show in all four).
+    let least = growth.iter().copied().min().unwrap_or(0);
     assert!(
-        after < before + 32 * 1024,
-        "RSS grew from {before} to {after} KiB"
+        least < 8 * 1024,
+        "RSS grew in every round of 2,000 requests: {growth:?} KiB"
     );
     app.stop().await;
 }
