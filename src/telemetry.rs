@@ -15,6 +15,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+pub mod log_format;
 pub mod log_writer;
 
 /// Keeps the log writer's thread alive; dropping it flushes every line still queued. Hold it
@@ -27,7 +28,8 @@ pub type LogGuard = Option<log_writer::WriterGuard>;
 /// batches ([`log_writer`]: every 50 ms, sooner when much is waiting, everything at shutdown),
 /// so a request never waits on the log's file or pipe and never wakes a thread for its line.
 /// Nothing is dropped: when the writer falls far behind, callers wait rather than lose lines.
-/// ANSI colours only when stderr is a terminal.
+/// ANSI colours only when stderr is a terminal. The text format's timestamp and fields are
+/// written by [`log_format`] (the same bytes as tracing-subscriber's defaults, faster).
 pub fn init_tracing() -> LogGuard {
     use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env()
@@ -52,6 +54,8 @@ pub fn init_tracing() -> LogGuard {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(ansi)
+                    .with_timer(log_format::LogTime)
+                    .fmt_fields(log_format::LogFields)
                     .with_writer(writer),
             )
             .try_init()

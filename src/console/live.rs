@@ -182,6 +182,7 @@ async fn apply(state: &AppState, writes: Vec<Write>) {
 }
 
 async fn flush(state: &AppState, inserts: &mut Vec<LiveCall>) {
+    keep_first_of_each_call(inserts);
     if inserts.is_empty() {
         return;
     }
@@ -191,6 +192,23 @@ async fn flush(state: &AppState, inserts: &mut Vec<LiveCall>) {
         tracing::warn!(error = %e, calls = inserts.len(), "could not record live calls");
     }
     inserts.clear();
+}
+
+/// A platform that asks again about the same call (a retried webhook) queues its row again;
+/// the insert keeps the first row of a call (`ON CONFLICT DO NOTHING`), so the later ones of
+/// the same batch need not reach the database.
+fn keep_first_of_each_call(inserts: &mut Vec<LiveCall>) {
+    if inserts.len() < 2 {
+        return;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(inserts.len());
+    let first: Vec<bool> = inserts
+        .iter()
+        .map(|c| seen.insert((c.provider, c.call_id.as_str())))
+        .collect();
+    drop(seen);
+    let mut next = first.into_iter();
+    inserts.retain(|_| next.next().unwrap_or(true));
 }
 
 async fn sweep(state: AppState) {
@@ -238,5 +256,41 @@ mod tests {
         assert!(matches!(&got[0], Write::Insert(c) if c.caller.is_none()));
         // The receiver is handed out once.
         assert!(q.take_receiver().is_none());
+    }
+
+    #[test]
+    fn a_call_queued_twice_in_a_batch_is_written_once_with_its_first_row() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let row = |provider, n: u32, outcome| LiveCall {
+            provider,
+            call_id: CallId::parse(&format!("CA{n:032x}")).unwrap(),
+            started_at: at,
+            caller: None,
+            outcome,
+            reason: Reason::NoArrangement,
+            route_to: None,
+            arrangement_id: None,
+        };
+        let mut rows = vec![
+            row(Provider::Twilio, 1, Outcome::Continue),
+            row(Provider::Twilio, 2, Outcome::Continue),
+            row(Provider::Twilio, 1, Outcome::Refuse),
+            // The same id on another platform is another call.
+            row(Provider::Telnyx, 1, Outcome::Refuse),
+            row(Provider::Twilio, 2, Outcome::Refuse),
+        ];
+        keep_first_of_each_call(&mut rows);
+        let kept: Vec<(Provider, String, Outcome)> = rows
+            .iter()
+            .map(|c| (c.provider, c.call_id.as_str().to_owned(), c.outcome))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (Provider::Twilio, format!("CA{:032x}", 1), Outcome::Continue),
+                (Provider::Twilio, format!("CA{:032x}", 2), Outcome::Continue),
+                (Provider::Telnyx, format!("CA{:032x}", 1), Outcome::Refuse),
+            ]
+        );
     }
 }

@@ -72,6 +72,48 @@ pub trait CallControl: Send + Sync + 'static {
     async fn lookup_call(&self, call_id: &CallId) -> Result<Option<CallInfo>, ProviderError>;
 }
 
+/// What a webhook handler reads of a request: its method, the URI as received (before any
+/// nesting), its headers and its whole body. Taken from the request by value, where axum's
+/// `HeaderMap` and `OriginalUri` extractors would copy them.
+///
+/// The body is read under the route's `DefaultBodyLimit` exactly as axum's `Bytes` extractor
+/// reads it (413 when too large, with or without a Content-Length).
+pub struct WebhookRequest {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for WebhookRequest {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let (mut parts, body) = request.into_parts();
+        let uri = match parts.extensions.remove::<axum::extract::OriginalUri>() {
+            Some(axum::extract::OriginalUri(original)) => original,
+            None => std::mem::take(&mut parts.uri),
+        };
+        let headers = std::mem::take(&mut parts.headers);
+        let method = parts.method.clone();
+        // What remains (the extensions, where the body limit lives) goes with the body.
+        let rest = axum::extract::Request::from_parts(parts, body);
+        let body = bytes::Bytes::from_request(rest, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(WebhookRequest {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
 /// Helper for providers: the caller number, if it is one.
 pub fn caller_number(caller: &CallerId) -> Option<&PhoneNumber> {
     match caller {

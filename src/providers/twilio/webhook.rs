@@ -7,9 +7,9 @@
 //! * `POST /webhooks/twilio/urgent` — the key pressed after a refusal that offered the
 //!   safeguarding route (SPEC §14; TwiML from [`super::urgent`]).
 //!
-//! Every handler takes the raw request target ([`OriginalUri`]), the headers and the raw body
-//! bytes (never a `Form` extractor: it would lose repeated and empty fields, which take part in
-//! the signature) and builds an [`UnverifiedRequest`]. A failed signature check answers 403 with
+//! Every handler takes the raw request target (as received, before nesting), the headers and
+//! the raw body bytes ([`WebhookRequest`]; never a `Form` extractor: it would lose repeated and
+//! empty fields, which take part in the signature) and builds an [`UnverifiedRequest`]. A failed signature check answers 403 with
 //! an empty body and nothing else happens; a body that is not a form, or lacks a required field,
 //! answers 400; a body over `server.max_body_bytes` is refused with 413 by the body-limit layers
 //! of [`crate::app`].
@@ -27,9 +27,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -38,6 +37,7 @@ use crate::config::LookupFailurePolicy;
 use crate::config::TwilioTarget;
 use crate::domain::CallerId;
 use crate::messages::MessageKey;
+use crate::providers::WebhookRequest;
 use crate::state::AppState;
 use crate::urgent::{self as safeguarding, Pressed};
 
@@ -80,12 +80,10 @@ pub(super) fn status_only(code: u16) -> Response {
 pub(super) fn verified(
     state: &AppState,
     endpoint: &'static str,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-    body: Bytes,
+    request: WebhookRequest,
 ) -> Result<VerifiedForm, u16> {
     let cfg = &state.config;
-    UnverifiedRequest::from_http(uri, headers, body)
+    UnverifiedRequest::from_http(&request.uri, &request.headers, request.body)
         .verify_if(cfg.twilio.verify_signatures, &state.twilio_verifier)
         .map_err(|e| {
             let code = e.http_status();
@@ -152,14 +150,9 @@ fn masked(caller: &CallerId) -> String {
     }
 }
 
-async fn voice(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn voice(State(state): State<AppState>, request: WebhookRequest) -> Response {
     const ENDPOINT: &str = "voice";
-    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+    let form = match verified(&state, ENDPOINT, request) {
         Ok(f) => f,
         Err(code) => return status_only(code),
     };
@@ -191,14 +184,9 @@ async fn voice(
     }
 }
 
-async fn dial_status(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn dial_status(State(state): State<AppState>, request: WebhookRequest) -> Response {
     const ENDPOINT: &str = "dial-status";
-    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+    let form = match verified(&state, ENDPOINT, request) {
         Ok(f) => f,
         Err(code) => return status_only(code),
     };
@@ -246,14 +234,9 @@ async fn dial_status(
     }
 }
 
-async fn status(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn status(State(state): State<AppState>, request: WebhookRequest) -> Response {
     const ENDPOINT: &str = "status";
-    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+    let form = match verified(&state, ENDPOINT, request) {
         Ok(f) => f,
         Err(code) => return status_only(code),
     };
@@ -305,14 +288,9 @@ async fn status(
 }
 
 /// `POST /webhooks/twilio/urgent`.
-pub async fn urgent_pressed(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn urgent_pressed(State(state): State<AppState>, request: WebhookRequest) -> Response {
     const ENDPOINT: &str = "urgent";
-    let form = match verified(&state, ENDPOINT, &uri, &headers, body) {
+    let form = match verified(&state, ENDPOINT, request) {
         Ok(f) => f,
         Err(code) => return status_only(code),
     };

@@ -20,9 +20,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,6 +30,7 @@ use serde_json::Value;
 use crate::config::LookupFailurePolicy;
 use crate::domain::{CallerId, Provider};
 use crate::messages::MessageKey;
+use crate::providers::WebhookRequest;
 use crate::state::AppState;
 use crate::urgent::{self as safeguarding, Pressed};
 use serde_json::json;
@@ -86,13 +86,16 @@ pub(super) fn rejected(endpoint: &'static str, code: u16, why: &dyn std::fmt::Di
 pub(super) fn verified_fields(
     state: &AppState,
     endpoint: &'static str,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-    body: Bytes,
+    request: WebhookRequest,
 ) -> Result<serde_json::Map<String, Value>, u16> {
     let cfg = &state.config.vonage;
-    let payload: VerifiedPayload = UnverifiedRequest::from_http(method, uri, headers, body)
+    let WebhookRequest {
+        method,
+        uri,
+        headers,
+        body,
+    } = request;
+    let payload: VerifiedPayload = UnverifiedRequest::from_http(&method, &uri, &headers, body)
         .verify_if(
             cfg.verify_signatures,
             &state.vonage_verifier,
@@ -149,18 +152,12 @@ fn masked(caller: &CallerId) -> String {
     }
 }
 
-async fn answer(
-    State(state): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn answer(State(state): State<AppState>, request: WebhookRequest) -> Response {
     const ENDPOINT: &str = "answer";
     if !state.config.vonage.enabled {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let fields = match verified_fields(&state, ENDPOINT, &method, &uri, &headers, body) {
+    let fields = match verified_fields(&state, ENDPOINT, request) {
         Ok(f) => f,
         Err(code) => return status_only(code),
     };
@@ -195,18 +192,12 @@ async fn answer(
     }
 }
 
-async fn event(
-    State(state): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn event(State(state): State<AppState>, request: WebhookRequest) -> Response {
     const ENDPOINT: &str = "event";
     if !state.config.vonage.enabled {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let fields = match verified_fields(&state, ENDPOINT, &method, &uri, &headers, body) {
+    let fields = match verified_fields(&state, ENDPOINT, request) {
         Ok(f) => f,
         Err(code) => return status_only(code),
     };
@@ -292,18 +283,12 @@ async fn staff_not_reached(state: &AppState, ev: &events::CallStatusEvent) -> Re
 }
 
 /// `POST /webhooks/vonage/urgent`.
-pub async fn urgent_pressed(
-    State(state): State<AppState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn urgent_pressed(State(state): State<AppState>, request: WebhookRequest) -> Response {
     const ENDPOINT: &str = "urgent";
     if !state.config.vonage.enabled {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let fields = match verified_fields(&state, ENDPOINT, &method, &uri, &headers, body) {
+    let fields = match verified_fields(&state, ENDPOINT, request) {
         Ok(f) => f,
         Err(code) => return status_only(code),
     };
