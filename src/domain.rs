@@ -177,23 +177,36 @@ impl CallerId {
         if trimmed.is_empty() {
             return CallerId::Withheld;
         }
-        let lower = trimmed.to_ascii_lowercase();
-        if WORD_WITHHELD.contains(&lower.as_str()) || KEYPAD_WITHHELD.contains(&trimmed) {
+        if WORD_WITHHELD
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(trimmed))
+            || KEYPAD_WITHHELD.contains(&trimmed)
+        {
             return CallerId::Withheld;
         }
-        // Only digits, spaces, dashes, dots, brackets and one leading '+' may appear.
-        let compact: String = trimmed
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
+        // Only digits, spaces, dashes, dots, brackets and one leading '+' may appear. Most
+        // numbers arrive without any of the separators: those are used as they are.
+        let separator = |c: char| matches!(c, ' ' | '-' | '.' | '(' | ')');
+        let compact: std::borrow::Cow<'_, str> = if trimmed.contains(separator) {
+            trimmed
+                .chars()
+                .filter(|c| !separator(*c))
+                .collect::<String>()
+                .into()
+        } else {
+            trimmed.into()
+        };
         let (plus, body) = match compact.strip_prefix('+') {
             Some(rest) => (true, rest),
-            None => (false, compact.as_str()),
+            None => (false, compact.as_ref()),
         };
         if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
             return CallerId::Unrecognised;
         }
-        if KEYPAD_WITHHELD.contains(&format!("+{body}").as_str()) {
+        if KEYPAD_WITHHELD
+            .iter()
+            .any(|k| k.strip_prefix('+') == Some(body))
+        {
             return CallerId::Withheld;
         }
         let result = if plus {
@@ -745,6 +758,11 @@ mod tests {
             "+2562533",
             "+8656696",
             "+86282452253",
+            // The keypad spellings without the '+' or with separators, and a word padded.
+            "266696687",
+            "+266 696 687",
+            "(737) 874-2833",
+            " UNKNOWN ",
         ] {
             assert_eq!(CallerId::classify(raw), CallerId::Withheld, "{raw:?}");
         }

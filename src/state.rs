@@ -24,6 +24,9 @@ pub struct App {
     pub twilio: Arc<dyn CallControl>,
     /// The Twilio auth token's HMAC key and the signed URL forms, prepared once.
     pub twilio_verifier: crate::providers::twilio::Verifier,
+    /// The TwiML of a call that continues into the normal flow: the same document for every
+    /// such call, rendered once.
+    pub twilio_continue: bytes::Bytes,
     /// The Vonage signature secret's JWT key, prepared once.
     pub vonage_verifier: crate::providers::vonage::Verifier,
     pub telnyx: Arc<dyn CallControl>,
@@ -119,9 +122,13 @@ impl AppState {
         );
         let vonage_verifier =
             crate::providers::vonage::Verifier::new(&config.vonage.signature_secret);
+        let twilio_continue = bytes::Bytes::from(crate::providers::twilio::twiml::render_continue(
+            &config.twilio.continue_url,
+        ));
         Ok(AppState(Arc::new(App {
             config: Arc::new(config),
             twilio_verifier,
+            twilio_continue,
             vonage_verifier,
             store,
             cache,

@@ -114,10 +114,96 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for WebhookRequest {
     }
 }
 
+/// Run a webhook's decision under `limit`, catching a panic: `Err` with a description on
+/// timeout or panic. On timeout the work is dropped (cancelled), so a late result has no effect
+/// on the answer.
+///
+/// It runs in place rather than in a spawned task (a hand-off to another worker thread per call
+/// was the largest single cost of an unknown caller's webhook), and the first poll goes without
+/// a timer: a decision from the cache is ready at once and needs none. Only work that has to
+/// wait (the store, a lock) is put under the timer, which then runs for the whole `limit`.
+pub async fn guarded<T, F>(limit: std::time::Duration, work: F) -> Result<T, String>
+where
+    F: std::future::Future<Output = T>,
+{
+    use futures::FutureExt;
+    let mut work = std::pin::pin!(std::panic::AssertUnwindSafe(work).catch_unwind());
+    let settled = match work.as_mut().now_or_never() {
+        Some(done) => Ok(done),
+        None => tokio::time::timeout(limit, work).await,
+    };
+    match settled {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err("the decision panicked".into()),
+        Err(_) => Err(format!("no decision within {} ms", limit.as_millis())),
+    }
+}
+
 /// Helper for providers: the caller number, if it is one.
 pub fn caller_number(caller: &CallerId) -> Option<&PhoneNumber> {
     match caller {
         CallerId::Number(n) => Some(n),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::guarded;
+    use std::time::Duration;
+
+    /// Pending `n` times (waking itself each time), then `value`.
+    async fn after_yields(n: usize, value: u32) -> u32 {
+        for _ in 0..n {
+            tokio::task::yield_now().await;
+        }
+        value
+    }
+
+    #[tokio::test]
+    async fn guarded_answers_ready_and_waiting_work_and_turns_panics_and_timeouts_into_errors() {
+        // Ready on the first poll (no timer), and after waiting (under the timer).
+        assert_eq!(guarded(Duration::from_secs(1), async { 7 }).await, Ok(7));
+        assert_eq!(
+            guarded(Duration::from_secs(1), after_yields(3, 8)).await,
+            Ok(8)
+        );
+        // Work that needs a wake-up from elsewhere still gets it after the first poll.
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(9);
+        });
+        assert_eq!(
+            guarded(Duration::from_secs(5), async { rx.await.unwrap() }).await,
+            Ok(9)
+        );
+        let slow = guarded(Duration::from_millis(20), async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            1
+        })
+        .await;
+        assert!(slow.unwrap_err().contains("no decision within 20 ms"));
+        // A panic on the first poll, and one after waiting.
+        #[allow(clippy::panic)]
+        let boom = guarded(Duration::from_secs(1), async {
+            if std::hint::black_box(true) {
+                panic!("boom");
+            }
+            1
+        })
+        .await;
+        assert!(boom.unwrap_err().contains("panicked"));
+        #[allow(clippy::panic)]
+        let late = guarded(Duration::from_secs(1), async {
+            after_yields(2, 0).await;
+            if std::hint::black_box(true) {
+                panic!("late boom");
+            }
+            1
+        })
+        .await;
+        assert!(late.unwrap_err().contains("panicked"));
     }
 }

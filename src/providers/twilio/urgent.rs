@@ -19,17 +19,19 @@ use super::twiml;
 pub const URGENT_PATH: &str = "/webhooks/twilio/urgent";
 
 /// The TwiML for a decision: the refusal with the offer when one is made, otherwise what
-/// [`twiml::render`] answers.
-pub fn render_decision(state: &AppState, decision: &CallDecision) -> String {
+/// [`twiml::render`] answers (for a call that continues, the document rendered at start).
+pub fn render_decision(state: &AppState, decision: &CallDecision) -> bytes::Bytes {
     match (&decision.action, &decision.urgent_offer) {
         (CallAction::Refuse { messages }, Some(offer)) => {
-            render_offer(messages, offer, &state.config.server.public_url)
+            render_offer(messages, offer, &state.config.server.public_url).into()
         }
+        (CallAction::Continue, _) => state.twilio_continue.clone(),
         (action, _) => twiml::render(
             action,
             &state.config.twilio,
             &state.config.server.public_url,
-        ),
+        )
+        .into(),
     }
 }
 

@@ -24,7 +24,6 @@
 //!
 //! Logs carry the call id and the masked caller number only; never signatures or tokens.
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -37,7 +36,7 @@ use crate::config::LookupFailurePolicy;
 use crate::config::TwilioTarget;
 use crate::domain::CallerId;
 use crate::messages::MessageKey;
-use crate::providers::WebhookRequest;
+use crate::providers::{guarded, WebhookRequest};
 use crate::state::AppState;
 use crate::urgent::{self as safeguarding, Pressed};
 
@@ -61,11 +60,11 @@ pub fn routes() -> Router<AppState> {
         .route(super::urgent::URGENT_PATH, post(urgent_pressed))
 }
 
-pub(super) fn twiml_response(xml: String) -> Response {
+pub(super) fn twiml_response(xml: impl Into<bytes::Bytes>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)],
-        xml,
+        axum::body::Body::from(xml.into()),
     )
         .into_response()
 }
@@ -111,22 +110,6 @@ pub(super) fn count_failure(endpoint: &'static str, why: &str) {
 /// The time the decision may take before the fallback answer is sent.
 pub(super) fn budget(state: &AppState) -> Duration {
     state.config.server.request_timeout.min(PLATFORM_BUDGET_CAP)
-}
-
-/// Run `work` under `limit`, catching a panic: `Err` with a description on timeout or panic.
-/// On timeout the work is dropped (cancelled), so a late result has no effect on the answer.
-/// It runs in place rather than in a spawned task: a hand-off to another worker thread per
-/// call was the largest single cost of an unknown caller's webhook.
-pub(super) async fn guarded<T, F>(limit: Duration, work: F) -> Result<T, String>
-where
-    F: Future<Output = T>,
-{
-    use futures::FutureExt;
-    match tokio::time::timeout(limit, std::panic::AssertUnwindSafe(work).catch_unwind()).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) => Err("the decision panicked".into()),
-        Err(_) => Err(format!("no decision within {} ms", limit.as_millis())),
-    }
 }
 
 /// The answer when Fairline itself failed on a verified incoming call.
@@ -337,32 +320,5 @@ pub async fn urgent_pressed(State(state): State<AppState>, request: WebhookReque
             safeguarding::declined(event.provider, &event.call_id);
             twiml_response(twiml::render_hangup())
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn guarded_turns_panics_and_timeouts_into_errors() {
-        let ok = guarded(Duration::from_secs(1), async { 7 }).await;
-        assert_eq!(ok, Ok(7));
-        let slow = guarded(Duration::from_millis(20), async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            1
-        })
-        .await;
-        assert!(slow.unwrap_err().contains("no decision within 20 ms"));
-        #[allow(clippy::panic)]
-        let boom = guarded(Duration::from_secs(1), async {
-            if std::hint::black_box(true) {
-                panic!("boom");
-            }
-            1
-        })
-        .await;
-        assert!(boom.unwrap_err().contains("panicked"));
     }
 }

@@ -17,7 +17,6 @@
 //! (`continue` → connect to `continue_to`, `refuse` → a `talk` of `service_unavailable`),
 //! logged and counted in `fairline_webhook_failures_total{provider="vonage"}`.
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -30,7 +29,7 @@ use serde_json::Value;
 use crate::config::LookupFailurePolicy;
 use crate::domain::{CallerId, Provider};
 use crate::messages::MessageKey;
-use crate::providers::WebhookRequest;
+use crate::providers::{guarded, WebhookRequest};
 use crate::state::AppState;
 use crate::urgent::{self as safeguarding, Pressed};
 use serde_json::json;
@@ -116,19 +115,6 @@ pub(super) fn count_failure(endpoint: &'static str, why: &str) {
 
 pub(super) fn budget(state: &AppState) -> Duration {
     state.config.server.request_timeout.min(PLATFORM_BUDGET_CAP)
-}
-
-/// Run `work` under `limit`, catching a panic: `Err` with a description on timeout or panic.
-pub(super) async fn guarded<T, F>(limit: Duration, work: F) -> Result<T, String>
-where
-    F: Future<Output = T>,
-{
-    use futures::FutureExt;
-    match tokio::time::timeout(limit, std::panic::AssertUnwindSafe(work).catch_unwind()).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) => Err("the decision panicked".into()),
-        Err(_) => Err(format!("no decision within {} ms", limit.as_millis())),
-    }
 }
 
 /// The NCCO when Fairline itself failed on a verified incoming call.
@@ -330,21 +316,5 @@ pub async fn urgent_pressed(State(state): State<AppState>, request: WebhookReque
             safeguarding::declined(call.event.provider, &call.event.call_id);
             ncco_response(json!([]))
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn guarded_turns_timeouts_into_errors() {
-        assert_eq!(guarded(Duration::from_secs(1), async { 3 }).await, Ok(3));
-        let slow = guarded(Duration::from_millis(10), async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        })
-        .await;
-        assert!(slow.unwrap_err().contains("no decision within 10 ms"));
     }
 }
