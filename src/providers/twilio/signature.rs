@@ -378,18 +378,84 @@ fn decode_lossy(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// Decode a form body, refusing bytes or escapes that are not UTF-8.
+///
+/// One pass over the body: the `&`, `=` and `%` in it are found with one SIMD search, the runs
+/// between them are copied whole (a `+` in a run becomes a space), and `%XY` is decoded where
+/// it stands (a `%` not followed by two hex digits is kept, and a decoded `%2B` stays a plus).
+/// Empty pieces (`&&`) are skipped; a piece without `=` is a name with an empty value; only a
+/// piece's first `=` separates, later ones belong to the value.
 fn decode_strict(body: &[u8]) -> Result<Fields, SignatureError> {
-    let mut text = Vec::with_capacity(body.len());
-    let mut spans = Vec::with_capacity(memchr::memchr_iter(b'&', body).count() + 1);
-    for piece in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (name, value) = match memchr::memchr(b'=', piece) {
-            Some(i) => (&piece[..i], &piece[i + 1..]),
-            None => (piece, &[][..]),
-        };
-        let name = decode_component(name, &mut text);
-        let value = decode_component(value, &mut text);
-        spans.push((name, value));
+    let mut text: Vec<u8> = Vec::with_capacity(body.len());
+    let mut spans = Vec::with_capacity(32);
+    // The current piece: where it starts in the body, where its name starts in `text`, and
+    // where its value starts once its first `=` is seen.
+    let mut piece_start = 0usize;
+    let mut name_start = 0usize;
+    let mut value_start: Option<usize> = None;
+    // The next byte of the body not yet copied.
+    let mut copied = 0usize;
+    let run = |text: &mut Vec<u8>, raw: &[u8]| {
+        let from = text.len();
+        text.extend_from_slice(raw);
+        for b in &mut text[from..] {
+            if *b == b'+' {
+                *b = b' ';
+            }
+        }
+    };
+    let end_piece = |text: &Vec<u8>,
+                     spans: &mut Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+                     raw_len: usize,
+                     name_start: usize,
+                     value_start: Option<usize>| {
+        if raw_len == 0 {
+            return;
+        }
+        let end = text.len();
+        match value_start {
+            Some(v) => spans.push((name_start..v, v..end)),
+            None => spans.push((name_start..end, end..end)),
+        }
+    };
+    for i in memchr::memchr3_iter(b'&', b'=', b'%', body) {
+        if i < copied {
+            continue; // inside an escape already decoded (hex digits never match; kept safe)
+        }
+        run(&mut text, &body[copied..i]);
+        copied = i + 1;
+        match body[i] {
+            b'&' => {
+                end_piece(&text, &mut spans, i - piece_start, name_start, value_start);
+                piece_start = i + 1;
+                name_start = text.len();
+                value_start = None;
+            }
+            b'=' if value_start.is_none() => value_start = Some(text.len()),
+            b'=' => text.push(b'='),
+            _ => {
+                let byte = match (body.get(i + 1), body.get(i + 2)) {
+                    (Some(&hi), Some(&lo)) => hex_digit(hi).zip(hex_digit(lo)),
+                    _ => None,
+                };
+                match byte {
+                    Some((hi, lo)) => {
+                        text.push(hi << 4 | lo);
+                        copied = i + 3;
+                    }
+                    None => text.push(b'%'),
+                }
+            }
+        }
     }
+    run(&mut text, &body[copied.min(body.len())..]);
+    end_piece(
+        &text,
+        &mut spans,
+        body.len() - piece_start,
+        name_start,
+        value_start,
+    );
+
     let not_utf8 = || SignatureError::MalformedBody("a field is not UTF-8 once decoded".into());
     let text = String::from_utf8(text).map_err(|_| not_utf8())?;
     // The whole is UTF-8; each name and value must be on its own, i.e. start and end on a
@@ -413,38 +479,6 @@ fn hex_digit(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// Append one decoded name or value to `out`; its range in `out` (not checked for UTF-8).
-fn decode_component(raw: &[u8], out: &mut Vec<u8>) -> std::ops::Range<usize> {
-    // `+` is a space, `%XY` a byte, a `%` not followed by two hex digits is kept (a `%2B`
-    // decodes to a plus that is not turned into a space). Runs without either are copied whole.
-    let start = out.len();
-    let mut rest = raw;
-    while let Some(i) = memchr::memchr2(b'+', b'%', rest) {
-        out.extend_from_slice(&rest[..i]);
-        if rest[i] == b'+' {
-            out.push(b' ');
-            rest = &rest[i + 1..];
-            continue;
-        }
-        let byte = match (rest.get(i + 1), rest.get(i + 2)) {
-            (Some(&hi), Some(&lo)) => hex_digit(hi).zip(hex_digit(lo)),
-            _ => None,
-        };
-        match byte {
-            Some((hi, lo)) => {
-                out.push(hi << 4 | lo);
-                rest = &rest[i + 3..];
-            }
-            None => {
-                out.push(b'%');
-                rest = &rest[i + 1..];
-            }
-        }
-    }
-    out.extend_from_slice(rest);
-    start..out.len()
 }
 
 /// The two forms of a URL Twilio may have signed: with the port (`:443`/`:80` added when
@@ -860,6 +894,51 @@ mod tests {
                 .into_owned()
                 .collect();
             assert_eq!(strict, reference, "{body}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Any body over the characters that matter: the strict decoding is exactly
+        /// `form_urlencoded`'s whenever it succeeds, and fails only where that one had to
+        /// replace bytes that were not UTF-8.
+        #[test]
+        fn strict_decoding_agrees_with_form_urlencoded_on_any_body(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("&".to_owned()),
+                    proptest::strategy::Just("=".to_owned()),
+                    proptest::strategy::Just("+".to_owned()),
+                    proptest::strategy::Just("%".to_owned()),
+                    "%[0-9a-fA-F]{2}",
+                    "%[0-9a-fA-F]",
+                    "[a-zA-Z0-9]{1,6}",
+                    proptest::strategy::Just("é".to_owned()),
+                    proptest::strategy::Just("%C3%A9".to_owned()),
+                    proptest::strategy::Just("%E2%82".to_owned()),
+                ],
+                0..24,
+            )
+        ) {
+            let body = pieces.concat();
+            let reference: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect();
+            match decode_strict(body.as_bytes()) {
+                Ok(fields) => {
+                    let strict: Vec<(String, String)> = fields
+                        .pairs()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect();
+                    proptest::prop_assert_eq!(strict, reference, "{}", body);
+                }
+                Err(_) => proptest::prop_assert!(
+                    reference
+                        .iter()
+                        .any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}')),
+                    "{}", body
+                ),
+            }
         }
     }
 
