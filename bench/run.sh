@@ -11,14 +11,22 @@
 #   * wrk -t2 -c32 -d8s at saturation; the fixed-rate run (examples/fixed_rate.rs, 2,000 req/s
 #     over 32 connections, latency from each request's due time) for the tail below saturation.
 # Scenarios: (a) an unknown caller on Twilio (cached negative lookup, nothing written), at
-# saturation and at the fixed rate; (v) an unknown caller on Vonage's answer webhook; (b) a
+# saturation and at the fixed rate; (u) the same caller with a new CallSid on every call, as
+# real calls come (each call's live-call row is written: SPEC §12), from a pool of POOL
+# requests per wrk thread signed before wrk's clock starts (a CallSid comes back after POOL
+# requests of its thread and is then an insert that changes nothing); (v) an unknown caller on
+# Vonage's answer webhook; (b) a
 # caller under an arrangement with an allowance (a unique CallSid per request: every call is a
 # durable SQLite write) unless bench/durable.sh exists, which then measures the durable path
 # (SQLite and PostgreSQL) and whose rows join the summary. All of it first with one arrangement
 # stored, then with ARRANGEMENTS (1,000,000) stored; and Fairline's memory (VmRSS).
 #
-# Env overrides: DURATION=8 THREADS=2 CONNECTIONS=32 RATE=2000 RATE_CONNECTIONS=32
-# ARRANGEMENTS=1000000 SIGNATURES=1 (0: checks off, requests unsigned) RUST_LOG (unset: the
+# The saturated runs of (a) and (u) are PAIRS pairs (static, then Fairline) in turn; the
+# summary gives the pair with the median ratio and every pair's ratio: this machine's speed
+# drifts by ±15% within minutes, and one pair can land on either side of a bar by chance.
+#
+# Env overrides: DURATION=8 THREADS=2 CONNECTIONS=32 RATE=2000 RATE_CONNECTIONS=32 PAIRS=3
+# POOL=20000 ARRANGEMENTS=1000000 SIGNATURES=1 (0: checks off, requests unsigned) RUST_LOG (unset: the
 # default level). BEFORE_REF=<git ref>: measure that ref's Fairline instead (built once from
 # `git archive` into target/durable-before, shared with bench/durable.sh, which then prints its
 # "before" rows beside the current code's); the static endpoint and load tools stay this tree's.
@@ -33,6 +41,8 @@ threads="${THREADS:-2}"
 connections="${CONNECTIONS:-32}"
 rate="${RATE:-2000}"
 rate_connections="${RATE_CONNECTIONS:-32}"
+pairs="${PAIRS:-3}"
+pool="${POOL:-20000}"
 arrangements="${ARRANGEMENTS:-1000000}"
 signatures="${SIGNATURES:-1}"
 fairline_addr="127.0.0.1:18080"
@@ -179,9 +189,9 @@ record() { # label store result-line
   echo "$1 $2 $3" >&2
 }
 
-saturate() { # label store addr body unique_sid
+saturate() { # label store addr body unique_sid [pool]
   local out
-  out="$(env "${sign_env[@]}" BODY_FILE="$4" UNIQUE_SID="$5" \
+  out="$(env "${sign_env[@]}" BODY_FILE="$4" UNIQUE_SID="$5" POOL="${6:-0}" \
     wrk -t"$threads" -c"$connections" -d"${duration}s" \
     -s "$here/wrk-report.lua" "http://$3$twilio_path" | grep '^RESULT')"
   record "$1" "$2" "$out"
@@ -216,8 +226,15 @@ round() { # store label
     "http://$static_addr$twilio_path" >/dev/null
   echo "rest $1 $(rss_kib "$fairline_pid")" >>"$work/memory"
   sample_peak "$fairline_pid" & sampler=$!
-  saturate static_a "$1" "$static_addr" "$work/unknown.txt" 0
-  saturate fairline_a "$1" "$fairline_addr" "$work/unknown.txt" 0
+  local p
+  for p in $(seq 1 "$pairs"); do
+    saturate "static_a#$p" "$1" "$static_addr" "$work/unknown.txt" 0
+    saturate "fairline_a#$p" "$1" "$fairline_addr" "$work/unknown.txt" 0
+  done
+  for p in $(seq 1 "$pairs"); do
+    saturate "static_u#$p" "$1" "$static_addr" "$work/unknown.txt" 1 "$pool"
+    saturate "fairline_u#$p" "$1" "$fairline_addr" "$work/unknown.txt" 1 "$pool"
+  done
   fixed_rate static_r "$1" "$static_addr" "$work/unknown.txt"
   fixed_rate fairline_r "$1" "$fairline_addr" "$work/unknown.txt"
   vonage static_v "$1" "$static_addr" "$work/vonage-unknown.json"
@@ -283,7 +300,7 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
     -v rate="$rate" -v rconns="$rate_connections" -v sigs="$signatures" -v rustlog="${RUST_LOG:-}" \
     -v load_before="$load_before" -v load_after="$load_after" -v log_lines="$log_lines" \
     -v log_bytes="$log_bytes" -v log_ansi="$log_ansi" -v freq="$fairline_requests" \
-    -v before="$before_ref" '
+    -v before="$before_ref" -v pool="$pool" '
   function field(line, key,   i, k, parts, kv) {
     k = split(line, parts, " ")
     for (i = 1; i <= k; i++) { split(parts[i], kv, "="); if (kv[1] == key) return kv[2] }
@@ -298,24 +315,49 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
     key = $1 "/" $2
     rps[key] = field($0, "rps"); p50[key] = field($0, "p50_us"); p99[key] = field($0, "p99_us")
     bad[key] = field($0, "non2xx") + field($0, "socket_errors")
+    if (split($1, lp, "#") == 2 && lp[2] + 0 > npairs[lp[1] "/" $2]) npairs[lp[1] "/" $2] = lp[2] + 0
   }
   FILENAME ~ /memory$/ { mem[$1 "/" $2] = $3 }
   FILENAME ~ /durable$/ { durable[++nd] = $0 }
+  # The pair with the median ratio stands for the scenario (its figures under the plain
+  # label); the errors are those of every pair; `ratios` lists the ratio of each pair, sorted.
+  function median_pair(sc, st,   n, i, j, t, r, idx, m, list, errs) {
+    n = npairs["fairline_" sc "/" st]
+    if (n == 0) return
+    for (i = 1; i <= n; i++) {
+      s_rps = rps["static_" sc "#" i "/" st]
+      r[i] = (s_rps > 0) ? rps["fairline_" sc "#" i "/" st] / s_rps : 0
+      idx[i] = i
+      errs += bad["fairline_" sc "#" i "/" st]
+    }
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && r[idx[j]] < r[idx[j - 1]]; j--) { t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t }
+    m = idx[int((n + 1) / 2)]
+    for (i = 1; i <= n; i++) list = list (i > 1 ? " " : "") sprintf("%.2f", r[idx[i]])
+    ratios[sc "/" st] = list
+    split("static_ fairline_", who, " ")
+    for (i = 1; i <= 2; i++) {
+      k = who[i] sc "/" st; km = who[i] sc "#" m "/" st
+      rps[k] = rps[km]; p50[k] = p50[km]; p99[k] = p99[km]; bad[k] = bad[km]
+    }
+    bad["fairline_" sc "/" st] = errs
+  }
   END {
+    split("empty 1M", stores, " ")
+    for (s = 1; s <= 2; s++) { median_pair("a", stores[s]); median_pair("u", stores[s]) }
     printf "code measured: %s\n", (before == "") ? "this tree" : "git ref " before " (BEFORE_REF)"
     printf "machine: %s cores (%s), loopback; load average %s before, %s after\n", cores, cpu, load_before, load_after
     printf "conditions: signatures %s, log level %s, logs to a file; wrk -t%s -c%s -d%ss; fixed rate %s req/s over %s connections for %s s\n\n", (sigs == "0") ? "OFF" : "on (signed bodies)", (rustlog == "") ? "default (RUST_LOG unset)" : "RUST_LOG=" rustlog, threads, conns, dur, rate, rconns, dur
     printf "| arrangements stored | run | req/s | p50 ms | p99 ms | errors | req/s vs static |\n"
     printf "|---|---|---:|---:|---:|---:|---:|\n"
-    split("empty 1M", stores, " ")
-    split("static_a fairline_a static_r fairline_r static_v fairline_v static_b fairline_b", order, " ")
+    split("static_a fairline_a static_u fairline_u static_r fairline_r static_v fairline_v static_b fairline_b", order, " ")
     label["static_a"] = "static TwiML, wrk"; label["fairline_a"] = "(a) unknown caller, wrk"
+    label["static_u"] = "static TwiML, a new CallSid per call, wrk"; label["fairline_u"] = "(u) unknown caller, a new CallSid per call, wrk"
     label["static_r"] = "static TwiML, fixed rate"; label["fairline_r"] = "(a) unknown caller, fixed rate"
     label["static_v"] = "static NCCO, wrk"; label["fairline_v"] = "(v) Vonage answer, unknown caller, wrk"
     label["static_b"] = "static TwiML (body b), wrk"; label["fairline_b"] = "(b) arrangement + allowance, SQLite write per call, wrk"
     for (s = 1; s <= 2; s++) {
       st = stores[s]; shown = (st == "empty") ? "1" : n
-      for (i = 1; i <= 8; i++) {
+      for (i = 1; i <= 10; i++) {
         k = order[i] "/" st
         if (!has(k)) continue
         base = "static_" substr(order[i], length(order[i])) "/" st
@@ -328,7 +370,9 @@ awk -v cores="$(nproc)" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: 
     for (s = 1; s <= 2; s++) {
       st = stores[s]; shown = (st == "empty") ? "1" : n
       a = "fairline_a/" st; sa = "static_a/" st
-      row(shown, "unknown caller, saturated (req/s)", sprintf("%.0f", rps[a]), sprintf("%.0f", rps[sa]), rps[a], rps[sa], "", bad[a])
+      row(shown, sprintf("unknown caller, saturated (req/s; median of %d pairs, ratios %s)", npairs[a], ratios["a/" st]), sprintf("%.0f", rps[a]), sprintf("%.0f", rps[sa]), rps[a], rps[sa], "", bad[a])
+      u = "fairline_u/" st; su = "static_u/" st
+      if (has(u)) row(shown, sprintf("unknown caller, a new CallSid per call, saturated (req/s; median of %d pairs, ratios %s)", npairs[u], ratios["u/" st]), sprintf("%.0f", rps[u]), sprintf("%.0f", rps[su]), rps[u], rps[su], "", bad[u])
       r = "fairline_r/" st; sr = "static_r/" st
       row(shown, sprintf("unknown caller, fixed %d req/s (p99 ms)", rate), sprintf("%.2f", p99[r] / 1000), sprintf("%.2f", p99[sr] / 1000), p99[r], p99[sr], "x", bad[r])
       v = "fairline_v/" st; sv = "static_v/" st

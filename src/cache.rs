@@ -39,7 +39,9 @@ struct Entry {
 
 struct Inner {
     store: SharedStore,
-    entries: moka::future::Cache<PhoneNumber, Entry>,
+    /// Keyed with foldhash (seeded per process): SipHash showed in the webhook's profile, and
+    /// the keys are short numbers.
+    entries: moka::future::Cache<PhoneNumber, Entry, foldhash::fast::RandomState>,
     ttl: Duration,
     lookup_timeout: Duration,
     /// Bumped by `invalidate_all`: entries from an earlier epoch are stale.
@@ -66,7 +68,7 @@ impl ArrangementCache {
     ) -> Self {
         let entries = moka::future::Cache::builder()
             .max_capacity(cfg.max_entries)
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         ArrangementCache {
             inner: Arc::new(Inner {
                 store,

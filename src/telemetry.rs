@@ -32,11 +32,17 @@ pub type LogGuard = Option<log_writer::WriterGuard>;
 /// written by [`log_format`] (the same bytes as tracing-subscriber's defaults, faster).
 pub fn init_tracing() -> LogGuard {
     use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    init_tracing_to(std::io::stderr(), ansi)
+}
+
+/// [`init_tracing`] with the lines written to `out` (the in-process benchmark discards them),
+/// ANSI colours as told.
+pub fn init_tracing_to<W: std::io::Write + Send + 'static>(out: W, ansi: bool) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let json = std::env::var("FAIRLINE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = log_writer::start(std::io::stderr());
+    let (writer, guard) = log_writer::start(out);
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry

@@ -201,7 +201,10 @@ fn keep_first_of_each_call(inserts: &mut Vec<LiveCall>) {
     if inserts.len() < 2 {
         return;
     }
-    let mut seen = std::collections::HashSet::with_capacity(inserts.len());
+    let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+        inserts.len(),
+        foldhash::fast::RandomState::default(),
+    );
     let first: Vec<bool> = inserts
         .iter()
         .map(|c| seen.insert((c.provider, c.call_id.as_str())))

@@ -394,12 +394,16 @@ fn decode_strict(body: &[u8]) -> Result<Fields, SignatureError> {
     let mut value_start: Option<usize> = None;
     // The next byte of the body not yet copied.
     let mut copied = 0usize;
+    // A `+` is a space; most bodies have none, and then runs are copied as they are.
+    let has_plus = memchr::memchr(b'+', body).is_some();
     let run = |text: &mut Vec<u8>, raw: &[u8]| {
         let from = text.len();
         text.extend_from_slice(raw);
-        for b in &mut text[from..] {
-            if *b == b'+' {
-                *b = b' ';
+        if has_plus {
+            for b in &mut text[from..] {
+                if *b == b'+' {
+                    *b = b' ';
+                }
             }
         }
     };
