@@ -105,7 +105,13 @@ fn handler(c: &mut Criterion) {
             Overrides::default(),
         ))
         .unwrap_or_else(|e| panic!("state: {e}"));
+    // The background work a webhook's cost depends on, as `fairline serve` starts it: the
+    // live-call writer and the metrics recorder's upkeep (which drains the histograms).
     let _writers = rt.block_on(async { fairline::console::live::spawn(&state) });
+    let _upkeep = state.metrics.clone().map(|handle| {
+        let _entered = rt.enter();
+        fairline::telemetry::spawn_upkeep(handle, state.shutdown.clone())
+    });
     let fairline_router = fairline::app(state.clone());
     let static_router = Router::new().route(
         VOICE_PATH,
