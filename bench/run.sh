@@ -31,7 +31,7 @@
 # `git archive` into target/durable-before, shared with bench/durable.sh, which then prints its
 # "before" rows beside the current code's); the static endpoint and load tools stay this tree's.
 # Needs wrk (apt-get install -y wrk), curl and python3. After the release build
-# it takes about four minutes.
+# it takes about eight minutes (five with DURATION=5).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
