@@ -81,9 +81,10 @@ impl ArrangementCache {
         }
     }
 
-    fn is_fresh(&self, e: &Entry) -> bool {
+    fn is_fresh(&self, e: &Entry, at: Instant) -> bool {
         e.epoch == self.inner.epoch.load(Ordering::Acquire)
-            && e.fetched_at.is_some_and(|t| t.elapsed() < self.inner.ttl)
+            && e.fetched_at
+                .is_some_and(|t| at.saturating_duration_since(t) < self.inner.ttl)
     }
 
     /// Read the store under the lookup timeout and cache the answer.
@@ -116,9 +117,15 @@ impl ArrangementCache {
     /// The arrangements listing `number`: a fresh cache entry, else the store (within the
     /// lookup timeout), else a stale entry, else `Failed`.
     pub async fn lookup(&self, number: &PhoneNumber) -> Lookup {
+        self.lookup_at(number, Instant::now()).await
+    }
+
+    /// [`Self::lookup`] with freshness judged at `at` (a call's decision reads the clock once
+    /// for its timing and its cache entry).
+    pub async fn lookup_at(&self, number: &PhoneNumber, at: Instant) -> Lookup {
         let cached = self.inner.entries.get(number).await;
         if let Some(e) = &cached {
-            if self.is_fresh(e) {
+            if self.is_fresh(e, at) {
                 count(if e.arrangements.is_empty() {
                     CacheResult::NegativeHit
                 } else {

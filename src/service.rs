@@ -58,7 +58,7 @@ impl App {
     pub async fn decide_call(&self, event: &CallEvent) -> CallDecision {
         let started = Instant::now();
         let now = self.clock.now();
-        let result = self.decide_inner(event, now).await;
+        let result = self.decide_inner(event, now, started).await;
         // For the console's Live calls: queued, never awaited (src/console/live.rs).
         self.live_calls.decided(
             event.provider,
@@ -84,7 +84,13 @@ impl App {
         result
     }
 
-    async fn decide_inner(&self, event: &CallEvent, now: DateTime<Utc>) -> CallDecision {
+    /// `started`: when the decision began (the cache judges its entry's freshness by it).
+    async fn decide_inner(
+        &self,
+        event: &CallEvent,
+        now: DateTime<Utc>,
+        started: Instant,
+    ) -> CallDecision {
         let number = match &event.caller {
             CallerId::Number(n) => n.clone(),
             other => {
@@ -92,7 +98,7 @@ impl App {
                 return self.finish(decision, None, DecisionSource::Store, now);
             }
         };
-        let (arrangements, source) = match self.cache.lookup(&number).await {
+        let (arrangements, source) = match self.cache.lookup_at(&number, started).await {
             Lookup::Found {
                 arrangements,
                 source,

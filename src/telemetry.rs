@@ -60,7 +60,7 @@ pub fn init_tracing_to<W: std::io::Write + Send + 'static>(out: W, ansi: bool) -
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(ansi)
-                    .with_timer(log_format::LogTime)
+                    .event_format(log_format::LogLine::default())
                     .fmt_fields(log_format::LogFields)
                     .with_writer(writer),
             )

@@ -8,16 +8,23 @@
 //! * [`LogTime`] formats the date and time of the second once per thread and second, and the
 //!   microseconds by hand (`2026-12-07T21:20:45.901181Z`, as `fmt::time::SystemTime`);
 //! * [`LogFields`] writes a string field whose characters need no escaping as `name="value"`
-//!   directly; every other field, and every field when the writer colours its output, goes to
-//!   tracing-subscriber's own `DefaultVisitor`, so the output never differs.
+//!   directly, and any other field other than the message as `name=` and its `Debug`; the
+//!   message, and every field when the writer colours its output, go to tracing-subscriber's
+//!   own `DefaultVisitor`, so the output never differs;
+//! * [`LogLine`] writes the line around them (time, level, target) with plain string writes
+//!   when the event is outside any span and uncoloured, as the webhooks' events are; others go
+//!   to tracing-subscriber's `Full` format.
 
 use std::cell::Cell;
 use std::fmt;
 
 use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
-use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
+use tracing_subscriber::fmt::format::{DefaultVisitor, Format, Full, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, in UTC: the length of a timestamp.
 const STAMP_LEN: usize = 27;
@@ -100,6 +107,71 @@ fn second_text(secs: u64) -> Option<[u8; 19]> {
     Some(text)
 }
 
+/// The text log's line format: tracing-subscriber's default (`Full`) format with the timer
+/// `T` ([`LogTime`] in production), byte for byte (see the module's notes).
+#[derive(Debug)]
+pub struct LogLine<T = LogTime> {
+    timer: T,
+    full: Format<Full, T>,
+}
+
+impl<T: FormatTime + Clone> LogLine<T> {
+    pub fn with_timer(timer: T) -> Self {
+        LogLine {
+            full: tracing_subscriber::fmt::format().with_timer(timer.clone()),
+            timer,
+        }
+    }
+}
+
+impl Default for LogLine {
+    fn default() -> Self {
+        LogLine::with_timer(LogTime)
+    }
+}
+
+/// The level as the `Full` format writes it uncoloured (five characters).
+fn level_text(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => " INFO",
+        Level::WARN => " WARN",
+        Level::ERROR => "ERROR",
+    }
+}
+
+impl<S, N, T> FormatEvent<S, N> for LogLine<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        // Colours, span context and records bridged from `log` (whose metadata the `Full`
+        // format replaces) take the library's way.
+        if writer.has_ansi_escapes() || meta.target() == "log" || ctx.event_scope().is_some() {
+            return self.full.format_event(ctx, writer, event);
+        }
+        if self.timer.format_time(&mut writer).is_err() {
+            writer.write_str("<unknown time>")?;
+        }
+        writer.write_char(' ')?;
+        writer.write_str(level_text(meta.level()))?;
+        writer.write_char(' ')?;
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
+
 /// The text log's field formatter (see the module's notes).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogFields;
@@ -178,7 +250,24 @@ impl Visit for FieldsVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.delegate(field, |v, f| v.record_debug(f, value));
+        let name = field.name();
+        if !self.plain || name == "message" || name.starts_with("r#") || name.starts_with("log.") {
+            return self.delegate(field, |v, f| v.record_debug(f, value));
+        }
+        if self.result.is_err() {
+            return;
+        }
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
+        if self.result.is_ok() {
+            self.result = self
+                .writer
+                .write_str(name)
+                .and_then(|()| self.writer.write_char('='))
+                .and_then(|()| write!(self.writer, "{value:?}"));
+        }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -330,6 +419,90 @@ mod tests {
             "failed"
         );
         tracing::info!(only = "one");
+    }
+
+    /// A timer that always writes the same instant, so that whole lines can be compared.
+    #[derive(Clone, Copy, Debug)]
+    struct FixedTime;
+
+    impl FormatTime for FixedTime {
+        fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+            w.write_str("2026-12-08T02:30:00.123456Z")
+        }
+    }
+
+    /// The same events through tracing-subscriber's default line and fields, and through
+    /// [`LogLine`] and [`LogFields`], as `init_tracing` builds it.
+    fn whole_lines(ansi: bool, emit: fn()) -> (String, String) {
+        let run = |fast: bool| {
+            let buffer = Buffer::default();
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(ansi)
+                .with_writer(buffer.clone());
+            if fast {
+                let layer = layer
+                    .event_format(LogLine::with_timer(FixedTime))
+                    .fmt_fields(LogFields);
+                let subscriber = tracing_subscriber::registry().with(layer);
+                tracing::subscriber::with_default(subscriber, emit);
+            } else {
+                let subscriber = tracing_subscriber::registry().with(layer.with_timer(FixedTime));
+                tracing::subscriber::with_default(subscriber, emit);
+            }
+            let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+            text
+        };
+        (run(false), run(true))
+    }
+
+    /// Every level and kind of field outside any span (the direct path), then inside one
+    /// and inside two (the library's path), then outside again.
+    fn events_in_and_out_of_spans() {
+        let sid = "CA0123456789abcdef0123456789abcdef";
+        tracing::info!(
+            provider = "twilio",
+            call_id = %sid,
+            outcome = "continue",
+            reason = "no_arrangement",
+            source = "cache",
+            arrangement_id = Option::<&str>::None,
+            "call decided"
+        );
+        tracing::error!(endpoint = "voice", error = "timed out", "internal failure");
+        tracing::warn!(status = 403u64, shown = ?Some("x"), r#type = "raw", "rejected");
+        tracing::debug!(n = 1, "debug");
+        tracing::trace!(quoted = "a \"b\"", "trace");
+        tracing::info!(target: "custom::target", field = %"display", "{} formatted", 2);
+        {
+            let outer = tracing::info_span!("request", method = "POST", n = 3);
+            let _o = outer.enter();
+            tracing::info!(inner = true, "inside one span");
+            let inner = tracing::info_span!("lookup");
+            let _i = inner.enter();
+            tracing::warn!(caller = "+44********56", "inside two spans");
+        }
+        tracing::info!(after = "spans", "outside again");
+    }
+
+    #[test]
+    fn whole_lines_are_written_exactly_as_the_default_format_writes_them() {
+        for ansi in [false, true] {
+            let (default, fast) = whole_lines(ansi, events_in_and_out_of_spans);
+            assert_eq!(fast, default, "ansi={ansi}");
+            assert_eq!(fast.lines().count(), 9, "{fast}");
+        }
+        let (_, plain) = whole_lines(false, events_in_and_out_of_spans);
+        let first = plain.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "2026-12-08T02:30:00.123456Z  INFO fairline::telemetry::log_format::tests: call decided \
+             provider=\"twilio\" call_id=CA0123456789abcdef0123456789abcdef outcome=\"continue\" \
+             reason=\"no_arrangement\" source=\"cache\""
+        );
+        assert!(
+            plain.contains("  WARN request{method=\"POST\" n=3}:lookup: "),
+            "{plain}"
+        );
     }
 
     #[test]

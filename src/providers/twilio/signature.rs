@@ -241,14 +241,22 @@ impl Verifier {
         expected: &[u8],
     ) -> bool {
         sorted.sort_unstable();
+        // What follows the base, in one piece: a few large updates instead of two per field.
+        let len = path_and_query.len()
+            + sorted
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>();
+        let mut signed = Vec::with_capacity(len);
+        signed.extend_from_slice(path_and_query.as_bytes());
+        for (name, value) in &sorted {
+            signed.extend_from_slice(name.as_bytes());
+            signed.extend_from_slice(value.as_bytes());
+        }
         self.bases.iter().any(|base| {
             let mut mac = self.key.clone();
             mac.update(base.as_bytes());
-            mac.update(path_and_query.as_bytes());
-            for (name, value) in &sorted {
-                mac.update(name.as_bytes());
-                mac.update(value.as_bytes());
-            }
+            mac.update(&signed);
             bool::from(mac.finalize().into_bytes().as_slice().ct_eq(expected))
         })
     }
