@@ -482,6 +482,17 @@ mod tests {
             tracing::warn!(caller = "+44********56", "inside two spans");
         }
         tracing::info!(after = "spans", "outside again");
+        // A record of the `log` crate, bridged as tracing-subscriber's `try_init` bridges
+        // sqlx's: the line names the record's own target.
+        let record = log::Record::builder()
+            .level(log::Level::Warn)
+            .target("sqlx::query")
+            .args(format_args!("slow statement"))
+            .module_path_static(Some("sqlx::query"))
+            .file_static(Some("query.rs"))
+            .line(Some(7))
+            .build();
+        tracing_log::format_trace(&record).unwrap();
     }
 
     #[test]
@@ -489,7 +500,7 @@ mod tests {
         for ansi in [false, true] {
             let (default, fast) = whole_lines(ansi, events_in_and_out_of_spans);
             assert_eq!(fast, default, "ansi={ansi}");
-            assert_eq!(fast.lines().count(), 9, "{fast}");
+            assert_eq!(fast.lines().count(), 10, "{fast}");
         }
         let (_, plain) = whole_lines(false, events_in_and_out_of_spans);
         let first = plain.lines().next().unwrap();
@@ -501,6 +512,10 @@ mod tests {
         );
         assert!(
             plain.contains("  WARN request{method=\"POST\" n=3}:lookup: "),
+            "{plain}"
+        );
+        assert!(
+            plain.ends_with("  WARN sqlx::query: slow statement\n"),
             "{plain}"
         );
     }
