@@ -214,6 +214,32 @@ impl FieldsVisitor<'_> {
     }
 }
 
+impl FieldsVisitor<'_> {
+    /// Whether this field may be written here rather than by the default visitor: no colours,
+    /// and not the message, a raw identifier or a bridged `log.` field (each written its own way).
+    fn direct(&self, field: &Field) -> bool {
+        let name = field.name();
+        self.plain && name != "message" && !name.starts_with("r#") && !name.starts_with("log.")
+    }
+
+    /// Write ` name` (the space only between fields), then the rest with `value`.
+    fn write_field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        if !self.is_empty {
+            self.result = self.writer.write_char(' ');
+        }
+        self.is_empty = false;
+        if self.result.is_ok() {
+            self.result = self
+                .writer
+                .write_str(field.name())
+                .and_then(|()| value(&mut self.writer));
+        }
+    }
+}
+
 /// Whether `str`'s `Debug` writes `value` unchanged between its quotes.
 fn needs_no_escaping(value: &str) -> bool {
     value
@@ -223,51 +249,23 @@ fn needs_no_escaping(value: &str) -> bool {
 
 impl Visit for FieldsVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        let name = field.name();
-        if !self.plain
-            || name == "message"
-            || name.starts_with("r#")
-            || name.starts_with("log.")
-            || !needs_no_escaping(value)
-        {
+        if !self.direct(field) || !needs_no_escaping(value) {
             return self.delegate(field, |v, f| v.record_str(f, value));
         }
-        if self.result.is_err() {
-            return;
-        }
-        if !self.is_empty {
-            self.result = self.writer.write_char(' ');
-        }
-        self.is_empty = false;
-        if self.result.is_ok() {
-            self.result = self
-                .writer
-                .write_str(name)
-                .and_then(|()| self.writer.write_str("=\""))
-                .and_then(|()| self.writer.write_str(value))
-                .and_then(|()| self.writer.write_char('"'));
-        }
+        self.write_field(field, |w| {
+            w.write_str("=\"")
+                .and_then(|()| w.write_str(value))
+                .and_then(|()| w.write_char('"'))
+        });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let name = field.name();
-        if !self.plain || name == "message" || name.starts_with("r#") || name.starts_with("log.") {
+        if !self.direct(field) {
             return self.delegate(field, |v, f| v.record_debug(f, value));
         }
-        if self.result.is_err() {
-            return;
-        }
-        if !self.is_empty {
-            self.result = self.writer.write_char(' ');
-        }
-        self.is_empty = false;
-        if self.result.is_ok() {
-            self.result = self
-                .writer
-                .write_str(name)
-                .and_then(|()| self.writer.write_char('='))
-                .and_then(|()| write!(self.writer, "{value:?}"));
-        }
+        self.write_field(field, |w| {
+            w.write_char('=').and_then(|()| write!(w, "{value:?}"))
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
